@@ -1,0 +1,93 @@
+"""Turning user values into bounded JSON text for content attributes. Nothing here raises."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+log = logging.getLogger("agentotel")
+
+TRUNCATION_MARK = "…[truncated]"
+
+
+def _fallback(value: object) -> object:
+    """How JSON holds what it cannot: bytes by size, sets as lists, anything else by a repr that may fail."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    to_dict = getattr(value, "model_dump", None) or getattr(value, "to_dict", None)
+    if callable(to_dict):
+        try:
+            return to_dict()
+        except Exception:
+            pass
+    try:
+        return repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity; such floats become strings so the text stays valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def to_json(value: object, limit: int) -> tuple[str, bool]:
+    """`value` as compact JSON text of at most `limit` characters, and whether it was cut.
+
+    Never raises: recursive structures, values JSON cannot hold and values whose `repr` raises all give text.
+    """
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_fallback, allow_nan=False)
+    except ValueError:
+        try:
+            text = json.dumps(_finite(value), ensure_ascii=False, separators=(",", ":"), default=_fallback)
+        except Exception:
+            text = json.dumps(_fallback(value))
+    except Exception:
+        text = json.dumps(_fallback(value))
+    return truncate(text, limit)
+
+
+def truncate(text: str, limit: int) -> tuple[str, bool]:
+    """`text` cut to `limit` characters with a visible mark, and whether it was cut."""
+    if len(text) <= limit:
+        return text, False
+    keep = max(0, limit - len(TRUNCATION_MARK))
+    return text[:keep] + TRUNCATION_MARK, True
+
+
+def bind_arguments(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The call's arguments by parameter name, without `self`/`cls`. Never raises: falls back to args/kwargs."""
+    try:
+        bound = inspect.signature(func).bind_partial(*args, **kwargs)
+        arguments = dict(bound.arguments)
+        for first in ("self", "cls"):
+            arguments.pop(first, None)
+        return arguments
+    except Exception:
+        result: dict[str, Any] = dict(kwargs)
+        if args:
+            result["args"] = list(args)
+        return result
+
+
+def parse_json(text: object) -> Any:
+    """The value JSON `text` holds, or the text itself when it is not JSON. Never raises."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except Exception:
+        return text

@@ -1,0 +1,473 @@
+"""The `Session` and `Event` model, and the one code path that builds sessions from span records.
+
+A live session (fed by the span processor as its spans end) and a session rebuilt from exported spans, a file
+or a backend are the same class filled by the same functions: `Session.from_root()` / `Session.add()` and
+`build_sessions()`. Derived views (events, totals, errors) are computed from the records on demand and cached
+until a record is added.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from . import semconv as sc
+from ._content import parse_json
+from .pricing import cost_of_attributes, model_of, provider_of, usage_from_attributes
+from .records import ExceptionInfo, SpanRecord
+
+SUCCESS = sc.AGENTOTEL_SESSION_END_STATE_VALUE_SUCCESS
+FAIL = sc.AGENTOTEL_SESSION_END_STATE_VALUE_FAIL
+INDETERMINATE = sc.AGENTOTEL_SESSION_END_STATE_VALUE_INDETERMINATE
+END_STATES = (SUCCESS, FAIL, INDETERMINATE)
+
+KIND_SESSION = sc.AGENTOTEL_STEP_KIND_VALUE_SESSION
+KIND_AGENT = sc.AGENTOTEL_STEP_KIND_VALUE_AGENT
+KIND_LLM = sc.AGENTOTEL_STEP_KIND_VALUE_LLM
+KIND_TOOL = sc.AGENTOTEL_STEP_KIND_VALUE_TOOL
+KIND_ACTION = sc.AGENTOTEL_STEP_KIND_VALUE_ACTION
+KIND_OPERATION = sc.AGENTOTEL_STEP_KIND_VALUE_OPERATION
+KIND_SPAN = "span"
+"""A span that is none of the agent's steps (an HTTP call, a database query, ...)."""
+
+_LLM_OPERATIONS = frozenset(
+    {
+        sc.GEN_AI_OPERATION_NAME_VALUE_CHAT,
+        sc.GEN_AI_OPERATION_NAME_VALUE_TEXT_COMPLETION,
+        sc.GEN_AI_OPERATION_NAME_VALUE_GENERATE_CONTENT,
+        sc.GEN_AI_OPERATION_NAME_VALUE_EMBEDDINGS,
+    }
+)
+
+
+def kind_of(attributes: Mapping[str, Any]) -> str:
+    """What a span stands for in the agent's story, by agentotel's own mark or the GenAI attributes."""
+    kind = attributes.get(sc.AGENTOTEL_STEP_KIND)
+    if kind:
+        return str(kind)
+    operation = attributes.get(sc.GEN_AI_OPERATION_NAME)
+    if operation == sc.GEN_AI_OPERATION_NAME_VALUE_EXECUTE_TOOL:
+        return KIND_TOOL
+    if operation in (sc.GEN_AI_OPERATION_NAME_VALUE_INVOKE_AGENT, sc.GEN_AI_OPERATION_NAME_VALUE_CREATE_AGENT):
+        return KIND_AGENT
+    if operation in _LLM_OPERATIONS or sc.GEN_AI_USAGE_INPUT_TOKENS in attributes:
+        return KIND_LLM
+    if operation is not None or sc.GEN_AI_REQUEST_MODEL in attributes:
+        return KIND_LLM
+    return KIND_SPAN
+
+
+def _datetime(ns: int | None) -> datetime | None:
+    return None if ns is None else datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+
+
+def _error_of(record: SpanRecord) -> ExceptionInfo | None:
+    if record.exceptions:
+        return record.exceptions[0]
+    if record.failed:
+        error_type = record.attributes.get(sc.ERROR_TYPE) or record.attributes.get(sc.AGENTOTEL_SESSION_END_STATE)
+        return ExceptionInfo(type=str(error_type or "Error"), message=record.status_message or "")
+    return None
+
+
+@dataclass
+class Event:
+    """One step of a session: an LLM call, a tool call, an action, an agent step, a nested session, a span."""
+
+    kind: str
+    name: str
+    action_type: str | None
+    start_time: datetime
+    duration: float | None
+    """Seconds; `None` while the step has not ended."""
+    params: Any
+    """Inputs: an action's params, a tool's arguments, an LLM call's input messages (content capture only)."""
+    returns: Any
+    """Outputs: an action's returns, a tool's result, an LLM call's output messages (content capture only)."""
+    error: ExceptionInfo | None
+    model: str | None
+    provider: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_read_tokens: int | None
+    cost: float | None
+    """USD; `None` for a step that is no priced model call."""
+    span_id: str
+    parent_span_id: str | None
+    trace_id: str
+    session_id: str | None
+    start_ns: int
+    end_ns: int | None
+    attributes: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    @classmethod
+    def from_record(cls, record: SpanRecord) -> Event:
+        """The event a span record stands for."""
+        attrs = record.attributes
+        kind = kind_of(attrs)
+        params: Any = None
+        returns: Any = None
+        action_type: str | None = None
+        if kind == KIND_ACTION:
+            action_type = str(attrs.get(sc.AGENTOTEL_ACTION_TYPE, record.name))
+            params = parse_json(attrs.get(sc.AGENTOTEL_ACTION_PARAMS))
+            returns = parse_json(attrs.get(sc.AGENTOTEL_ACTION_RETURNS))
+        elif kind == KIND_TOOL:
+            action_type = str(attrs.get(sc.GEN_AI_TOOL_NAME, record.name))
+            params = parse_json(attrs.get(sc.GEN_AI_TOOL_CALL_ARGUMENTS))
+            returns = parse_json(attrs.get(sc.GEN_AI_TOOL_CALL_RESULT))
+        elif kind == KIND_LLM:
+            params = parse_json(attrs.get(sc.GEN_AI_INPUT_MESSAGES))
+            returns = parse_json(attrs.get(sc.GEN_AI_OUTPUT_MESSAGES))
+        usage = usage_from_attributes(attrs) if kind == KIND_LLM else None
+        cost: float | None = None
+        if kind == KIND_LLM:
+            recorded = attrs.get(sc.AGENTOTEL_USAGE_COST_AMOUNT)
+            cost = float(recorded) if isinstance(recorded, (int, float)) else cost_of_attributes(attrs)
+        name = record.name
+        if kind == KIND_TOOL:
+            name = action_type or name
+        elif kind in (KIND_AGENT, KIND_SESSION):
+            name = str(attrs.get(sc.GEN_AI_AGENT_NAME) or name)
+        return cls(
+            kind=kind,
+            name=name,
+            action_type=action_type,
+            start_time=_datetime(record.start_ns) or datetime.fromtimestamp(0, tz=timezone.utc),
+            duration=None if record.end_ns is None else max(0, record.end_ns - record.start_ns) / 1e9,
+            params=params,
+            returns=returns,
+            error=_error_of(record),
+            model=model_of(attrs) if kind == KIND_LLM else None,
+            provider=provider_of(attrs) if kind == KIND_LLM else None,
+            input_tokens=usage.input_tokens if usage else None,
+            output_tokens=usage.output_tokens if usage else None,
+            cache_read_tokens=usage.cache_read_tokens if usage else None,
+            cost=cost,
+            span_id=record.span_id,
+            parent_span_id=record.parent_span_id,
+            trace_id=record.trace_id,
+            session_id=_str_or_none(attrs.get(sc.SESSION_ID)),
+            start_ns=record.start_ns,
+            end_ns=record.end_ns,
+            attributes=attrs,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as JSON-ready data (the shape `agentotel replay --json` prints)."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "action_type": self.action_type,
+            "start_time": self.start_time.isoformat(),
+            "duration": self.duration,
+            "params": self.params,
+            "returns": self.returns,
+            "error": None if self.error is None else {"type": self.error.type, "message": self.error.message},
+            "model": self.model,
+            "provider": self.provider,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost": self.cost,
+            "span_id": self.span_id,
+            "parent_span_id": self.parent_span_id,
+            "trace_id": self.trace_id,
+            "session_id": self.session_id,
+        }
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+class Session:
+    """One agent run: its identity, how it ended, and its events (nested sessions' events included).
+
+    Live sessions fill in as their spans end; a session rebuilt from stored spans is filled the same way.
+    Reading any property is thread-safe.
+    """
+
+    def __init__(
+        self,
+        id: str,
+        name: str,
+        *,
+        trace_id: str,
+        span_id: str,
+        tags: Iterable[str] = (),
+        parent_id: str | None = None,
+        start_ns: int = 0,
+        conversation_id: str | None = None,
+    ) -> None:
+        self.id = id
+        self.name = name
+        self.tags: list[str] = list(tags)
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.parent_id = parent_id
+        self.conversation_id = conversation_id
+        self.start_ns = start_ns
+        self.end_ns: int | None = None
+        self.end_state: str | None = None
+        self.end_state_reason: str | None = None
+        self.dropped_events = 0
+        self.max_events: int | None = None
+        self.url_template: str | None = None
+        self._records: list[SpanRecord] = []
+        self._lock = threading.Lock()
+        self._cache_key = -1
+        self._events: list[Event] = []
+
+    # --- building -------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_root(cls, record: SpanRecord) -> Session:
+        """The session whose root span is `record` (a span marked `agentotel.step.kind=session`)."""
+        attrs = record.attributes
+        session = cls(
+            id=str(attrs.get(sc.SESSION_ID) or record.trace_id),
+            name=str(attrs.get(sc.GEN_AI_AGENT_NAME) or record.name),
+            trace_id=record.trace_id,
+            span_id=record.span_id,
+            tags=[str(t) for t in attrs.get(sc.AGENTOTEL_SESSION_TAGS) or ()],
+            parent_id=_str_or_none(attrs.get(sc.AGENTOTEL_SESSION_PARENT_ID)),
+            start_ns=record.start_ns,
+            conversation_id=_str_or_none(attrs.get(sc.GEN_AI_CONVERSATION_ID)),
+        )
+        session.apply_end(record)
+        return session
+
+    @classmethod
+    def for_trace(cls, trace_id: str, records: list[SpanRecord]) -> Session:
+        """A session made of a trace that holds no agentotel session: its spans, under the trace id."""
+        root = min(records, key=lambda r: (r.parent_span_id is not None, r.start_ns))
+        session = cls(id=trace_id, name=root.name, trace_id=trace_id, span_id=root.span_id, start_ns=root.start_ns)
+        ends = [r.end_ns for r in records if r.end_ns is not None]
+        session.end_ns = max(ends) if ends else None
+        session.end_state = None
+        for record in records:
+            session.add(record)
+        if session.end_ns is not None:
+            failed = any(r.failed for r in records)
+            session.end_state = FAIL if failed else SUCCESS
+        return session
+
+    def apply_end(self, record: SpanRecord) -> None:
+        """Takes the end time and end state from the session's ended root span."""
+        if record.end_ns is None:
+            return
+        attrs = record.attributes
+        self.end_ns = record.end_ns
+        state = attrs.get(sc.AGENTOTEL_SESSION_END_STATE)
+        self.end_state = str(state) if state else (FAIL if record.failed else INDETERMINATE)
+        reason = attrs.get(sc.AGENTOTEL_SESSION_END_STATE_REASON)
+        self.end_state_reason = str(reason) if reason else None
+        dropped = attrs.get(sc.AGENTOTEL_SESSION_DROPPED_EVENTS)
+        if isinstance(dropped, int):
+            self.dropped_events = max(self.dropped_events, dropped)
+        with self._lock:
+            self._cache_key = -1
+
+    def add(self, record: SpanRecord) -> None:
+        """Adds a span of this session (or of a session nested in it) as an event. Bounded by `max_events`."""
+        with self._lock:
+            if self.max_events is not None and len(self._records) >= self.max_events:
+                self.dropped_events += 1
+                return
+            self._records.append(record)
+
+    # --- derived views --------------------------------------------------------------------------------------------
+
+    @property
+    def events(self) -> list[Event]:
+        """Every step of the session in the order they started, nested sessions' steps included."""
+        with self._lock:
+            if self._cache_key != len(self._records):
+                records = sorted(self._records, key=lambda r: r.start_ns)
+                self._events = [Event.from_record(r) for r in records]
+                self._cache_key = len(self._records)
+            return list(self._events)
+
+    def _of_kind(self, *kinds: str) -> list[Event]:
+        return [e for e in self.events if e.kind in kinds]
+
+    @property
+    def action_events(self) -> list[Event]:
+        """Actions and tool calls, in order (AgentOps' `action_events`)."""
+        return self._of_kind(KIND_ACTION, KIND_TOOL)
+
+    @property
+    def tool_calls(self) -> list[Event]:
+        return self._of_kind(KIND_TOOL)
+
+    @property
+    def llm_calls(self) -> list[Event]:
+        return self._of_kind(KIND_LLM)
+
+    @property
+    def errors(self) -> list[Event]:
+        """Steps that ended with an error, in the order they started."""
+        return [e for e in self.events if e.error is not None]
+
+    @property
+    def first_error(self) -> Event | None:
+        """The step that failed first: the failed step that ended earliest (an error's origin ends before the
+        steps it propagates through), the deepest one on a tie. This is error attribution."""
+        failed = [e for e in self.events if e.error is not None and e.end_ns is not None]
+        if not failed:
+            return None
+        return min(failed, key=lambda e: (e.end_ns, -e.start_ns))
+
+    @property
+    def cost(self) -> float:
+        """USD spent on the session's model calls, nested sessions' included, each call counted once."""
+        return float(sum(e.cost for e in self.llm_calls if e.cost is not None))
+
+    @property
+    def unpriced_llm_calls(self) -> list[Event]:
+        """Model calls with no known price (their cost is not in `cost`)."""
+        return [e for e in self.llm_calls if e.cost is None]
+
+    @property
+    def input_tokens(self) -> int:
+        return sum(e.input_tokens or 0 for e in self.llm_calls)
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(e.output_tokens or 0 for e in self.llm_calls)
+
+    @property
+    def start_time(self) -> datetime:
+        return _datetime(self.start_ns) or datetime.fromtimestamp(0, tz=timezone.utc)
+
+    @property
+    def end_time(self) -> datetime | None:
+        return _datetime(self.end_ns)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end; `None` while the session runs."""
+        return None if self.end_ns is None else max(0, self.end_ns - self.start_ns) / 1e9
+
+    @property
+    def ended(self) -> bool:
+        return self.end_ns is not None
+
+    @property
+    def url(self) -> str:
+        """Where to see the session: the `AGENTOTEL_SESSION_URL` template filled in, else the CLI reference."""
+        template = self.url_template
+        if template is None:
+            from ._config import settings
+
+            template = settings.session_url_template
+        if template:
+            try:
+                return template.format(trace_id=self.trace_id, session_id=self.id)
+            except (KeyError, IndexError, ValueError):
+                pass
+        return f"agentotel replay {self.id}"
+
+    def totals(self) -> dict[str, Any]:
+        """The totals that the session's root span carries when it ends."""
+        events = self.events
+        llm = [e for e in events if e.kind == KIND_LLM]
+        totals: dict[str, Any] = {
+            sc.AGENTOTEL_SESSION_USAGE_INPUT_TOKENS: sum(e.input_tokens or 0 for e in llm),
+            sc.AGENTOTEL_SESSION_USAGE_OUTPUT_TOKENS: sum(e.output_tokens or 0 for e in llm),
+            sc.AGENTOTEL_SESSION_LLM_CALL_COUNT: len(llm),
+            sc.AGENTOTEL_SESSION_TOOL_CALL_COUNT: sum(1 for e in events if e.kind in (KIND_TOOL, KIND_ACTION)),
+            sc.AGENTOTEL_SESSION_ERROR_COUNT: sum(1 for e in events if e.error is not None),
+        }
+        priced = [e.cost for e in llm if e.cost is not None]
+        if priced:
+            totals[sc.AGENTOTEL_SESSION_COST_AMOUNT] = float(sum(priced))
+        if self.dropped_events:
+            totals[sc.AGENTOTEL_SESSION_DROPPED_EVENTS] = self.dropped_events
+        return totals
+
+    def replay(self, *, width: int = 100) -> str:
+        """The session as a text timeline: offsets, steps, inputs and outputs, the failing step marked."""
+        from .replay.text import render_text
+
+        return render_text(self, width=width)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The session as JSON-ready data, with the same fields as this class."""
+        first = self.first_error
+        return {
+            "id": self.id,
+            "name": self.name,
+            "tags": list(self.tags),
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_id": self.parent_id,
+            "start_time": self.start_time.isoformat(),
+            "end_time": None if self.end_time is None else self.end_time.isoformat(),
+            "duration": self.duration,
+            "end_state": self.end_state,
+            "end_state_reason": self.end_state_reason,
+            "cost": self.cost,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "url": self.url,
+            "first_error": None if first is None else first.span_id,
+            "dropped_events": self.dropped_events,
+            "events": [e.to_dict() for e in self.events],
+        }
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    def __repr__(self) -> str:
+        return f"<Session {self.name!r} id={self.id} state={self.end_state} events={len(self)} cost=${self.cost:.6f}>"
+
+
+def build_sessions(records: Iterable[SpanRecord], *, include_traces_without_session: bool = True) -> list[Session]:
+    """Sessions rebuilt from span records, in the order they started.
+
+    A span belongs to the session its `session.id` names and to every session that one is nested in. Spans of
+    traces that hold no agentotel session become one session per trace (under the trace id), when asked.
+    """
+    records = list(records)
+    sessions: dict[str, Session] = {}
+    for record in records:
+        if record.attributes.get(sc.AGENTOTEL_STEP_KIND) == KIND_SESSION:
+            session = Session.from_root(record)
+            sessions[session.id] = session
+    by_trace: dict[str, list[SpanRecord]] = {}
+    for record in records:
+        owner_id = record.attributes.get(sc.SESSION_ID)
+        owner = sessions.get(str(owner_id)) if owner_id is not None else None
+        if owner is None:
+            by_trace.setdefault(record.trace_id, []).append(record)
+            continue
+        if record.span_id == owner.span_id and record.trace_id == owner.trace_id:
+            owner = sessions.get(owner.parent_id) if owner.parent_id else None
+        seen: set[str] = set()
+        while owner is not None and owner.id not in seen:
+            seen.add(owner.id)
+            owner.add(record)
+            owner = sessions.get(owner.parent_id) if owner.parent_id else None
+    result = sorted(sessions.values(), key=lambda s: s.start_ns)
+    if include_traces_without_session:
+        traces_with_session = {s.trace_id for s in result}
+        for trace_id, trace_records in by_trace.items():
+            if trace_id not in traces_with_session:
+                result.append(Session.for_trace(trace_id, trace_records))
+        result.sort(key=lambda s: s.start_ns)
+    return result

@@ -1,0 +1,162 @@
+"""The text replay: a session as a timeline a person reads in the terminal or in a test failure message."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..model import FAIL, KIND_ACTION, KIND_AGENT, KIND_LLM, KIND_OPERATION, KIND_SESSION, KIND_TOOL, Event
+
+if TYPE_CHECKING:
+    from ..model import Session
+
+PROBLEM_MARK = "← PROBLEM"
+_INDENT = "           "
+
+
+def format_offset(seconds: float) -> str:
+    """`MM:SS.mmm` for an offset from the session's start."""
+    seconds = max(0.0, seconds)
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes):02d}:{rest:06.3f}"
+
+
+def format_cost(cost: float | None) -> str:
+    if cost is None:
+        return "n/a"
+    return f"${cost:.6f}" if cost < 0.01 else f"${cost:.4f}"
+
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except Exception:
+        return repr(value)
+
+
+def _message_text(message: Any) -> str:
+    """The readable text of a GenAI message (conventions' JSON schema: role + parts) or a plain one."""
+    if not isinstance(message, dict):
+        return str(message)
+    parts = message.get("parts")
+    if isinstance(parts, list):
+        texts = []
+        for part in parts:
+            if isinstance(part, dict):
+                if part.get("type") == "text":
+                    texts.append(str(part.get("content", "")))
+                elif part.get("type") == "tool_call":
+                    texts.append(f"{part.get('name')}({_value(part.get('arguments'))})")
+                else:
+                    texts.append(str(part.get("content", part.get("type", ""))))
+        return " ".join(texts)
+    content = message.get("content")
+    return content if isinstance(content, str) else _value(content)
+
+
+def describe_inputs(event: Event) -> str | None:
+    """One line for what went into a step, or `None` when nothing was captured."""
+    params = event.params
+    if params is None:
+        return None
+    if event.kind == KIND_LLM and isinstance(params, list) and params:
+        return _value(_message_text(params[-1]))
+    if isinstance(params, dict):
+        return ", ".join(f"{key}={value!r}" for key, value in params.items())
+    return _value(params)
+
+
+def describe_outputs(event: Event) -> str | None:
+    returns = event.returns
+    if returns is None:
+        return None
+    if event.kind == KIND_LLM and isinstance(returns, list) and returns:
+        return _value(" ".join(_message_text(m) for m in returns))
+    return _value(returns)
+
+
+def label(event: Event) -> str:
+    """How a step is headed in a replay."""
+    if event.kind == KIND_LLM:
+        return f"LLM Call ({event.model or event.name})"
+    titles = {
+        KIND_TOOL: "Tool",
+        KIND_ACTION: "Action",
+        KIND_AGENT: "Agent",
+        KIND_SESSION: "Session",
+        KIND_OPERATION: "Step",
+    }
+    title = titles.get(event.kind, "Span")
+    return f"{title}: {event.action_type or event.name}"
+
+
+def depths(session: Session, events: list[Event]) -> dict[str, int]:
+    """How deep each event sits under the session's root span (0 for its direct children)."""
+    parents = {e.span_id: e.parent_span_id for e in events}
+    result: dict[str, int] = {}
+    for event in events:
+        depth, parent, hops = 0, event.parent_span_id, 0
+        while parent is not None and parent in parents and parent != session.span_id and hops < 64:
+            depth += 1
+            parent = parents[parent]
+            hops += 1
+        result[event.span_id] = depth
+    return result
+
+
+def render_text(session: Session, *, width: int = 100) -> str:
+    """The session as a text timeline: header, one entry per step (inputs, outputs, tokens, cost, error), the
+    first failing step marked `← PROBLEM`, and how the session ended."""
+    events = session.events
+    first_error = session.first_error
+    duration = f"{session.duration:.3f}s" if session.duration is not None else "running"
+    header = (
+        f"Session: {session.id} | {session.name} | Duration: {duration} | Cost: {format_cost(session.cost)} | "
+        f"Tokens: {session.input_tokens} in / {session.output_tokens} out | Status: {session.end_state or 'Running'}"
+    )
+    lines = [header]
+    if session.end_state_reason:
+        lines.append(f"Reason: {session.end_state_reason}")
+    if session.tags:
+        lines.append(f"Tags: {', '.join(session.tags)}")
+    if session.dropped_events:
+        lines.append(f"Dropped events: {session.dropped_events} (over the per-session limit)")
+    lines.append("")
+    level = depths(session, events)
+    text_width = max(20, width - len(_INDENT))
+    for event in events:
+        pad = "  " * level.get(event.span_id, 0)
+        offset = format_offset((event.start_ns - session.start_ns) / 1e9)
+        mark = f"   {PROBLEM_MARK}" if first_error is not None and event.span_id == first_error.span_id else ""
+        lines.append(f"{offset}  {pad}{label(event)}{mark}")
+        inputs = describe_inputs(event)
+        if inputs is not None:
+            lines.append(f"{_INDENT}{pad}Input: {_short(inputs, text_width)}")
+        outputs = describe_outputs(event)
+        if outputs is not None:
+            lines.append(f"{_INDENT}{pad}Output: {_short(outputs, text_width)}")
+        if event.kind == KIND_LLM and (event.input_tokens is not None or event.cost is not None):
+            lines.append(
+                f"{_INDENT}{pad}Tokens: {event.input_tokens or 0} in / {event.output_tokens or 0} out"
+                f" | Cost: {format_cost(event.cost)}"
+            )
+        if event.kind == KIND_SESSION and event.error is not None:
+            lines.append(f"{_INDENT}{pad}Ended: {_short(str(event.error), text_width)}")
+        elif event.error is not None:
+            lines.append(f"{_INDENT}{pad}Error: {_short(str(event.error), text_width)}")
+    if session.ended:
+        end_offset = format_offset(((session.end_ns or session.start_ns) - session.start_ns) / 1e9)
+        if session.end_state == FAIL and first_error is not None and first_error.error is not None:
+            lines.append(f"{end_offset}  Exception: {first_error.error.type}")
+            lines.append(f"{_INDENT}Session ended: {session.end_state}")
+        else:
+            reason = f" ({session.end_state_reason})" if session.end_state_reason else ""
+            lines.append(f"{end_offset}  Session ended: {session.end_state}{reason}")
+    return "\n".join(lines)
