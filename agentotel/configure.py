@@ -26,6 +26,8 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from . import _clock as clock
+from . import semconv as sc
 from ._config import content_capture_from_env, settings
 from .processors import CostSpanProcessor, ExportPipeline, SessionSpanProcessor
 
@@ -102,8 +104,8 @@ def _resolve_provider(service_name: str | None) -> tuple[TracerProvider | None, 
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         return current, current is state.provider and state.owns_provider
-    attributes = {"service.name": service_name} if service_name else {}
-    provider = TracerProvider(resource=Resource.create(attributes))
+    attributes = {sc.SERVICE_NAME: service_name} if service_name else {}
+    provider = TracerProvider(resource=Resource.create(attributes), id_generator=clock.id_generator)
     trace.set_tracer_provider(provider)
     if trace.get_tracer_provider() is not provider:
         # Someone else's provider won the race, or the global provider is a non-SDK one we must not replace.

@@ -44,15 +44,15 @@ def set_attributes_on_ending(span: Span, attributes: Mapping[str, Any]) -> None:
         if span.is_recording():
             span.set_attributes(attributes)
             return
-        bounded = span._attributes  # noqa: SLF001 - see the docstring
-        with span._lock:  # noqa: SLF001
-            was_immutable = bounded._immutable  # type: ignore[union-attr]  # noqa: SLF001
-            bounded._immutable = False  # type: ignore[union-attr]  # noqa: SLF001
+        bounded = span._attributes
+        with span._lock:
+            was_immutable = bounded._immutable  # type: ignore[union-attr]
+            bounded._immutable = False  # type: ignore[union-attr]
             try:
                 for key, value in attributes.items():
                     bounded[key] = value  # type: ignore[index]
             finally:
-                bounded._immutable = was_immutable  # type: ignore[union-attr]  # noqa: SLF001
+                bounded._immutable = was_immutable  # type: ignore[union-attr]
     except Exception:
         log.debug("Could not set attributes on an ending span", exc_info=True)
 
@@ -84,6 +84,9 @@ class SessionSpanProcessor(SpanProcessor):
             log.debug("Could not file an ended span under its session", exc_info=True)
 
 
+_USAGE_KEYS = (sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.GEN_AI_USAGE_PROMPT_TOKENS)
+
+
 class CostSpanProcessor(SpanProcessor):
     """Records the cost of any span that carries GenAI token usage (ours, the anthropic SDK's, or another
     instrumentation's) before the span ends, so every exporter sees it. Unknown models get no cost."""
@@ -93,9 +96,8 @@ class CostSpanProcessor(SpanProcessor):
             attributes = span.attributes
             if not attributes or sc.AGENTOTEL_USAGE_COST_AMOUNT in attributes:
                 return
-            if sc.GEN_AI_USAGE_INPUT_TOKENS not in attributes and sc.GEN_AI_USAGE_OUTPUT_TOKENS not in attributes:
-                if sc.GEN_AI_USAGE_PROMPT_TOKENS not in attributes:
-                    return
+            if not any(key in attributes for key in _USAGE_KEYS):
+                return
             cost = cost_of_attributes(attributes)
             if cost is not None:
                 set_attributes_on_ending(span, cost_attributes(cost))

@@ -11,6 +11,8 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
+from . import semconv as sc
+
 log = logging.getLogger("agentotel")
 
 
@@ -64,9 +66,9 @@ def _exceptions(span: ReadableSpan) -> tuple[ExceptionInfo, ...]:
         attrs = event.attributes or {}
         found.append(
             ExceptionInfo(
-                type=str(attrs.get("exception.type", "Exception")),
-                message=str(attrs.get("exception.message", "")),
-                stacktrace=str(attrs["exception.stacktrace"]) if "exception.stacktrace" in attrs else None,
+                type=str(attrs.get(sc.EXCEPTION_TYPE, "Exception")),
+                message=str(attrs.get(sc.EXCEPTION_MESSAGE, "")),
+                stacktrace=str(attrs[sc.EXCEPTION_STACKTRACE]) if sc.EXCEPTION_STACKTRACE in attrs else None,
             )
         )
     return tuple(found)
@@ -93,7 +95,7 @@ def record_from_span(span: ReadableSpan) -> SpanRecord:
         status_code=_STATUS_NAMES.get(span.status.status_code, "UNSET"),
         status_message=span.status.description,
         exceptions=_exceptions(span) if span.events else (),
-        service_name=str(resource.attributes.get("service.name")) if resource is not None else None,
+        service_name=str(resource.attributes.get(sc.SERVICE_NAME)) if resource is not None else None,
     )
 
 

@@ -229,9 +229,7 @@ class _SessionScope:
         self._session = start_session(self._tags, name=self._name, conversation_id=self._conversation_id)
         return self._session
 
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         if self._session is not None:
             _finish(self._session, error)
             self._session = None

@@ -14,11 +14,11 @@ from typing import Any, TypeVar, overload
 from opentelemetry import context, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from ._version import __version__
 from . import _clock as clock
 from . import semconv as sc
 from ._config import settings
 from ._content import bind_arguments, to_json
+from ._version import __version__
 from ._wrapping import wrap
 
 log = logging.getLogger("agentotel")

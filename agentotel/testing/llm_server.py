@@ -4,15 +4,15 @@
 SDKs work against it through their ``base_url`` option, so an agent can be run end to end - plain calls, streams,
 tool calls, errors, timeouts - without network access and with reproducible answers::
 
+    import openai
     from agentotel.testing.llm_server import LLMServer, Reply, ToolCall
 
     with LLMServer() as server:
-        server.script(
-            Reply(tool_calls=[ToolCall("call_1", "get_weather", {"city": "Paris"})]),
-            Reply("It is sunny in Paris."),
-        )
-        client = openai.OpenAI(base_url=server.openai_base_url, api_key="test")
-        ...  # or anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="test")
+        server.script(Reply(tool_calls=[ToolCall("call_1", "get_weather", {"city": "Paris"})]), Reply("Sunny."))
+        client = openai.OpenAI(base_url=server.openai_base_url, api_key="test")  # or anthropic.Anthropic(
+        #     base_url=server.anthropic_base_url, api_key="test")
+        first = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
+        assert first.choices[0].finish_reason == "tool_calls"
         assert server.requests[0].body["model"] == "gpt-4o-mini"
 
 Endpoints: ``POST /v1/chat/completions``, ``POST /v1/responses``, ``POST /v1/embeddings`` (OpenAI) and
@@ -145,9 +145,10 @@ class Reply:
             reported, as the real APIs do. On the Responses API ``"length"`` and ``"content_filter"`` give an
             ``"incomplete"`` response.
         model: model name reported; default: the request's ``model``.
-        status: HTTP status. 400 and above make an error reply in the provider's JSON error shape (OpenAI
-            ``{"error": {"message", "type", "param", "code"}}``, Anthropic ``{"type": "error", "error": {"type",
-            "message"}}``), whose message is ``text`` when given. The SDKs raise their typed errors for it.
+        status: 200, or an HTTP error status from 400 to 599, which makes an error reply in the provider's JSON
+            error shape (OpenAI ``{"error": {"message", "type", "param", "code"}}``, Anthropic ``{"type": "error",
+            "error": {"type", "message"}}``), whose message is ``text`` when given. The SDKs raise their typed errors
+            for it (with ``max_retries=0``; otherwise they retry 408, 409, 429 and 5xx first).
         error_body: the exact JSON body of an error reply, instead of the provider's shape built from ``status``.
         delay: seconds to wait before answering (to test client timeouts). Interrupted when the server stops.
         chunks: for streams, how many chunks the text is split into (default: one per word). Tool-call arguments
@@ -175,8 +176,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not 200 <= self.status <= 599:
-            raise ValueError(f"Reply.status must be an HTTP status from 200 to 599, got {self.status}")
+        if self.status != 200 and not 400 <= self.status <= 599:
+            raise ValueError(f"Reply.status must be 200 or an error status from 400 to 599, got {self.status}")
         if self.delay < 0:
             raise ValueError("Reply.delay must not be negative")
         if self.chunks is not None and self.chunks < 1:
@@ -887,7 +888,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -938,22 +939,32 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             self._send_json(reply.status, error, seq, reply.headers)
             return
-        builder = _Builder(reply, body, seq)
-        if body.get("stream") is True and endpoint != "embeddings":
-            build_events = {
-                "chat.completions": builder.chat_completion_events,
-                "responses": builder.response_events,
-                "messages": builder.message_events,
-            }[endpoint]
-            self._send_stream(build_events(), seq, reply)
+        stream = body.get("stream") is True and endpoint != "embeddings"
+        try:
+            builder = _Builder(reply, body, seq)
+            if stream:
+                events = {
+                    "chat.completions": builder.chat_completion_events,
+                    "responses": builder.response_events,
+                    "messages": builder.message_events,
+                }[endpoint]()
+            else:
+                payload = {
+                    "chat.completions": builder.chat_completion,
+                    "responses": builder.response,
+                    "messages": builder.message,
+                    "embeddings": builder.embeddings,
+                }[endpoint]()
+        except Exception as error:  # an unusual request body: answer 500 rather than drop the connection
+            with owner._lock:
+                owner.errors.append(error)
+            message = f"LLMServer could not build a reply: {type(error).__name__}: {error}"
+            self._send_json(500, _error_body(anthropic, 500, message), seq)
             return
-        build_json = {
-            "chat.completions": builder.chat_completion,
-            "responses": builder.response,
-            "messages": builder.message,
-            "embeddings": builder.embeddings,
-        }[endpoint]
-        self._send_json(200, build_json(), seq, reply.headers)
+        if stream:
+            self._send_stream(events, seq, reply)
+        else:
+            self._send_json(200, payload, seq, reply.headers)
 
     def _common_headers(self, seq: int, extra: dict[str, str] | None) -> None:
         request_id = f"req_llmserver{seq:06d}"
@@ -1016,7 +1027,7 @@ class LLMServer:
 
     Attributes:
         requests: every request received, in arrival order, including unserved paths (see `RecordedRequest`).
-        errors: exceptions raised by the responder.
+        errors: exceptions raised by the responder, or while building a reply (each answered with a 500 error).
     """
 
     def __init__(self, responder: Responder | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:

@@ -1,0 +1,39 @@
+"""Shared test set-up: one tracer provider for the whole run (OpenTelemetry allows one global provider), the
+embedded store off unless a test points it somewhere, and a fresh capture per test."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("AGENTOTEL_STORE", "off")
+os.environ.pop("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", None)
+os.environ.pop("OTEL_TRACES_EXPORTER", None)
+os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+
+from collections.abc import Iterator
+
+import pytest
+
+import agentotel
+from agentotel.testing import Capture, capture
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _agentotel_initialised() -> None:
+    agentotel.init()
+
+
+@pytest.fixture
+def cap() -> Iterator[Capture]:
+    """Spans and sessions of the test, content capture off (the default)."""
+    with capture(capture_content=False) as result:
+        yield result
+
+
+@pytest.fixture
+def cap_content() -> Iterator[Capture]:
+    """Spans and sessions of the test, with content capture on."""
+    with capture(capture_content=True) as result:
+        yield result
