@@ -32,15 +32,33 @@ def _fallback(value: object) -> object:
         return f"<unrepresentable {type(value).__name__}>"
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity; such floats become strings so the text stays valid JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+_MAX_DEPTH = 32
+_MAX_ITEMS = 10_000
+
+
+def _sanitize(value: Any, seen: set[int], depth: int) -> Any:
+    """`value` as plain JSON data: cycles, depth and size cut, NaN/infinity as text, other objects by `_fallback`."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if depth > _MAX_DEPTH:
+        return "<too deep>"
+    if isinstance(value, (dict, list, tuple, set, frozenset)):
+        if id(value) in seen:
+            return "<recursive>"
+        seen.add(id(value))
+        try:
+            if isinstance(value, dict):
+                items = list(value.items())[:_MAX_ITEMS]
+                return {str(k): _sanitize(v, seen, depth + 1) for k, v in items}
+            return [_sanitize(v, seen, depth + 1) for v in list(value)[:_MAX_ITEMS]]
+        finally:
+            seen.discard(id(value))
+    converted = _fallback(value)
+    if isinstance(converted, str):
+        return converted
+    return _sanitize(converted, seen, depth + 1)
 
 
 def to_json(value: object, limit: int) -> tuple[str, bool]:
@@ -50,13 +68,11 @@ def to_json(value: object, limit: int) -> tuple[str, bool]:
     """
     try:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_fallback, allow_nan=False)
-    except ValueError:
-        try:
-            text = json.dumps(_finite(value), ensure_ascii=False, separators=(",", ":"), default=_fallback)
-        except Exception:
-            text = json.dumps(_fallback(value))
     except Exception:
-        text = json.dumps(_fallback(value))
+        try:
+            text = json.dumps(_sanitize(value, set(), 0), ensure_ascii=False, separators=(",", ":"))
+        except Exception:
+            text = json.dumps(f"<unrepresentable {type(value).__name__}>")
     return truncate(text, limit)
 
 
