@@ -118,21 +118,20 @@ class PriceBook:
         if not model:
             return None
         key = (provider or "", model)
-        price = self._prices.get(key, _MISSING)
-        if price is _MISSING:
+        if key in self._prices:
+            price = self._prices[key]
+        else:
             resolved = self._resolve(*key)
             with self._lock:
                 price = self._prices.setdefault(key, resolved)
         if price is None:
             return None
         try:
-            return price.cost(usage)  # type: ignore[union-attr]
+            return price.cost(usage)
         except Exception:
             log.debug("Could not price a call of %r", model, exc_info=True)
             return None
 
-
-_MISSING: Any = object()
 
 prices = PriceBook()
 """The process-wide price book."""

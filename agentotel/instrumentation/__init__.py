@@ -13,6 +13,7 @@ log = logging.getLogger("agentotel")
 INSTRUMENTORS: tuple[tuple[str, str, str, str], ...] = (
     ("agentotel_openai", "agentotel.instrumentation.openai", "OpenAIInstrumentor", "openai"),
     ("agentotel_anthropic", "agentotel.instrumentation.anthropic", "AnthropicInstrumentor", "anthropic"),
+    ("agentotel_executors", "agentotel.instrumentation.executors", "ExecutorContextInstrumentor", "concurrent.futures"),
 )
 
 
