@@ -18,6 +18,12 @@ AGENTOTEL_ACTION_TYPE: Final = 'agentotel.action.type'
 AGENTOTEL_CONTENT_TRUNCATED: Final = 'agentotel.content.truncated'
 """True when a content attribute on the span was cut to the content length limit."""
 
+AGENTOTEL_RESPONSE_TOOL_CALL_IDS: Final = 'agentotel.response.tool_call.ids'
+"""Ids of the tool calls the model asked for, in the same order as agentotel.response.tool_call.names."""
+
+AGENTOTEL_RESPONSE_TOOL_CALL_NAMES: Final = 'agentotel.response.tool_call.names'
+"""Names of the tools the model asked to call, in the order it asked (names only; arguments are content)."""
+
 AGENTOTEL_SESSION_COST_AMOUNT: Final = 'agentotel.session.cost.amount'
 """Total cost of the model calls in the session and the sessions nested in it, each call counted once."""
 
@@ -214,6 +220,9 @@ GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = 'gen_ai.usage.cache_creation.i
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = 'gen_ai.usage.cache_read.input_tokens'
 """The number of input tokens served from a provider-managed cache."""
 
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = 'gen_ai.usage.cache_write.input_tokens'
+"""The number of input tokens written to a provider-managed cache (the current name of gen_ai.usage.cache_creation.input_tokens, renamed in semantic-conventions-genai#440; the anthropic SDK emits it)."""
+
 GEN_AI_USAGE_COMPLETION_TOKENS: Final = 'gen_ai.usage.completion_tokens'
 """Deprecated: Deprecated output token count; read (never written) for older instrumentations."""
 
@@ -250,11 +259,19 @@ SERVICE_NAME: Final = 'service.name'
 SESSION_ID: Final = 'session.id'
 """A unique id to identify a session; agentotel stamps it on every span inside an agent session."""
 
+TELEMETRY_DISTRO_NAME: Final = 'telemetry.distro.name'
+"""The name of the auto-instrumentation agent or distribution (agentotel under `opentelemetry-instrument`)."""
+
+TELEMETRY_DISTRO_VERSION: Final = 'telemetry.distro.version'
+"""The version of the auto-instrumentation agent or distribution."""
+
 AttributeName = Literal[
     'agentotel.action.params',
     'agentotel.action.returns',
     'agentotel.action.type',
     'agentotel.content.truncated',
+    'agentotel.response.tool_call.ids',
+    'agentotel.response.tool_call.names',
     'agentotel.session.cost.amount',
     'agentotel.session.dropped_events',
     'agentotel.session.end_state',
@@ -310,6 +327,7 @@ AttributeName = Literal[
     'gen_ai.tool.type',
     'gen_ai.usage.cache_creation.input_tokens',
     'gen_ai.usage.cache_read.input_tokens',
+    'gen_ai.usage.cache_write.input_tokens',
     'gen_ai.usage.completion_tokens',
     'gen_ai.usage.input_tokens',
     'gen_ai.usage.output_tokens',
@@ -322,6 +340,8 @@ AttributeName = Literal[
     'server.port',
     'service.name',
     'session.id',
+    'telemetry.distro.name',
+    'telemetry.distro.version',
 ]
 """Every attribute name in the registry, so that a misspelled one is a type error."""
 

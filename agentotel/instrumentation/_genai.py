@@ -1,0 +1,413 @@
+"""What every LLM client instrumentor needs, whatever the provider: the model call's span (`LLMCall`), the
+GenAI JSON message schema (role + parts), request-parameter attributes, and the lifetime of a streamed call's span
+(`StreamRecorder` with the `StreamProxy` / `AsyncStreamProxy` that watch the SDK's stream object).
+
+Nothing here raises into user code: every public function and method either states that it never raises or is
+only called from code that catches its faults.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import wrapt
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+
+from .. import _clock as clock
+from .. import semconv as sc
+from .._config import settings
+from .._content import parse_json
+from ..pricing import cost_attributes, cost_of_attributes
+from ..steps import record_error, set_content
+
+log = logging.getLogger("agentotel")
+
+if TYPE_CHECKING:
+    ObjectProxy = wrapt.ObjectProxy[Any]
+else:  # wrapt before 2.0 cannot be subscripted at run time
+    ObjectProxy = wrapt.ObjectProxy
+
+# --------------------------------------------------------------------------------------------------------------------
+# Reading SDK values
+
+
+def field(obj: Any, name: str, default: Any = None) -> Any:
+    """`obj[name]` for a mapping, else `obj.name`; `default` when absent or None. Never raises.
+
+    SDK responses are pydantic models, but raw-response bodies and user-built messages are plain dicts: the
+    extractors read both through this one accessor."""
+    try:
+        value = obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+    except Exception:
+        return default
+    return default if value is None else value
+
+
+def items(value: Any) -> list[Any]:
+    """`value` as a list when it is a sequence (list, tuple, ...), else `[]`. Never raises.
+
+    An iterator or generator gives `[]`: the SDK accepts them for `messages` and `tools`, and reading one here
+    would consume what the SDK is about to send."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if value is None or isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+        return []
+    try:
+        return list(value)
+    except Exception:
+        return []
+
+
+def number(value: Any) -> int | float | None:
+    """`value` when it is a real number (not a bool, not the SDK's `omit`), else `None`."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def as_float(value: Any) -> float | None:
+    found = number(value)
+    return None if found is None else float(found)
+
+
+def as_int(value: Any) -> int | None:
+    found = number(value)
+    return None if found is None else int(found)
+
+
+def text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def stop_sequences(value: Any) -> list[str] | None:
+    """The `stop` parameter (a string or a list of them) as a list, or `None`."""
+    if isinstance(value, str):
+        return [value]
+    found = [s for s in items(value) if isinstance(s, str)]
+    return found or None
+
+
+def server_attributes(url: Any) -> dict[str, Any]:
+    """`server.address` and `server.port` of a client's base URL (an httpx URL or text). Never raises."""
+    try:
+        host = getattr(url, "host", None)
+        port = getattr(url, "port", None)
+        scheme = getattr(url, "scheme", None)
+        if host is None and isinstance(url, str):
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(url)
+            host, port, scheme = parts.hostname, parts.port, parts.scheme
+        if not host:
+            return {}
+        attributes: dict[str, Any] = {sc.SERVER_ADDRESS: str(host)}
+        if port is None:
+            port = {"https": 443, "http": 80}.get(str(scheme or ""))
+        if port is not None:
+            attributes[sc.SERVER_PORT] = int(port)
+        return attributes
+    except Exception:
+        log.debug("Could not read the server address of a client", exc_info=True)
+        return {}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The GenAI JSON message schema: {"role", "parts": [...], "name"?, "finish_reason"?}
+
+_OUTPUT_FINISH_REASONS = {"tool_calls": "tool_call", "function_call": "tool_call", "tool_use": "tool_call"}
+
+
+def text_part(content: Any) -> dict[str, Any]:
+    return {"type": "text", "content": content}
+
+
+def tool_call_part(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    """A tool call the model asked for; `arguments` given as JSON text (OpenAI) are parsed back into a value."""
+    part: dict[str, Any] = {"type": "tool_call", "id": call_id, "name": name}
+    if arguments is not None and arguments != "":
+        part["arguments"] = parse_json(arguments)
+    return part
+
+
+def tool_response_part(call_id: Any, response: Any) -> dict[str, Any]:
+    return {"type": "tool_call_response", "id": call_id, "response": response}
+
+
+def reasoning_part(content: Any) -> dict[str, Any]:
+    return {"type": "reasoning", "content": content}
+
+
+def message(role: Any, parts: list[dict[str, Any]], *, name: Any = None, finish_reason: Any = None) -> dict[str, Any]:
+    result: dict[str, Any] = {"role": role, "parts": parts}
+    if isinstance(name, str) and name:
+        result["name"] = name
+    if finish_reason is not None:
+        result["finish_reason"] = output_finish_reason(finish_reason)
+    return result
+
+
+def output_finish_reason(reason: Any) -> str:
+    """A provider's finish reason in the output-message schema's words (stop, length, content_filter, tool_call,
+    error); other values pass through."""
+    name = str(reason)
+    return _OUTPUT_FINISH_REASONS.get(name, name)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The model call's span
+
+
+class LLMCall:
+    """One model call's CLIENT span, named `{operation} {model}`, child of the current span.
+
+    Keeps the attributes it set beside the span, so its cost is computed from them (not from the span's private
+    state) and set before the span ends. Whether content is captured is decided once, when the call starts. The
+    span ends exactly once, whichever of `end()`'s callers (return, error, stream end, close, garbage collection)
+    comes first. Its methods never raise.
+    """
+
+    __slots__ = ("_ended", "_lock", "attributes", "capture_content", "first_chunk_ns", "span", "start_ns")
+
+    def __init__(self, tracer: Tracer, operation: str, model: str | None, attributes: Mapping[str, Any]) -> None:
+        self.start_ns = clock.now_ns()
+        self.capture_content = settings.capture_content
+        self.attributes: dict[str, Any] = {k: v for k, v in attributes.items() if v is not None}
+        self.first_chunk_ns: int | None = None
+        self._ended = False
+        self._lock = threading.Lock()
+        name = f"{operation} {model}" if model else operation
+        self.span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=self.attributes, start_time=self.start_ns)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def set(self, key: str, value: Any) -> None:
+        """Sets one attribute; `None` and empty lists are skipped. Never raises."""
+        if value is None or (isinstance(value, list) and not value) or self._ended:
+            return
+        try:
+            self.attributes[key] = value
+            self.span.set_attribute(key, value)
+        except Exception:
+            log.debug("Could not set %s on a model call's span", key, exc_info=True)
+
+    def set_all(self, attributes: Mapping[str, Any]) -> None:
+        for key, value in attributes.items():
+            self.set(key, value)
+
+    def content(self, key: str, value: Any) -> None:
+        """Sets a content attribute (bounded JSON) when content capture was on at the call's start."""
+        if self.capture_content and value is not None and not self._ended:
+            set_content(self.span, key, value)
+
+    def set_error(self, error_type: str, message: str | None = None) -> None:
+        """Marks the call failed when the provider reports a failure inside a successful HTTP response (a failed
+        response object, an error event in a stream). Never raises."""
+        if self._ended:
+            return
+        try:
+            self.set(sc.ERROR_TYPE, error_type)
+            self.span.set_status(Status(StatusCode.ERROR, message or error_type))
+        except Exception:
+            log.debug("Could not mark a model call failed", exc_info=True)
+
+    def chunk_arrived(self) -> None:
+        """Notes a stream chunk; the first one sets `gen_ai.response.time_to_first_chunk`. Never raises."""
+        if self.first_chunk_ns is not None:
+            return
+        try:
+            self.first_chunk_ns = clock.now_ns()
+            self.set(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, max(0, self.first_chunk_ns - self.start_ns) / 1e9)
+        except Exception:
+            log.debug("Could not record the time to first chunk", exc_info=True)
+
+    def end(self, error: BaseException | None = None) -> None:
+        """Records `error` (an `Exception`; a cancellation or exit just ends the span), the cost, and ends the
+        span. Only the first call does anything. Never raises."""
+        with self._lock:
+            if self._ended:
+                return
+            try:
+                if isinstance(error, Exception):
+                    record_error(self.span, error)
+                cost = cost_of_attributes(self.attributes)
+                if cost is not None:
+                    self.set_all(cost_attributes(cost))
+            except Exception:
+                log.debug("Could not finish a model call's span", exc_info=True)
+            self._ended = True
+            try:
+                self.span.end(end_time=clock.now_ns())
+            except Exception:
+                log.debug("Could not end a model call's span", exc_info=True)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Streams
+
+
+class Accumulator(Protocol):
+    """Gathers what a stream's chunks say, then writes it onto the call. Its methods may raise: the recorder
+    catches."""
+
+    def add(self, chunk: Any) -> None: ...
+
+    def apply(self, call: LLMCall) -> None: ...
+
+
+class StreamRecorder:
+    """A streamed call: feeds chunks to an `Accumulator` and ends the call's span once. Never raises."""
+
+    __slots__ = ("_done", "_lock", "accumulator", "call")
+
+    def __init__(self, call: LLMCall, accumulator: Accumulator) -> None:
+        self.call = call
+        self.accumulator = accumulator
+        self._done = False
+        self._lock = threading.Lock()
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def chunk(self, item: Any) -> None:
+        if self._done:
+            return
+        try:
+            self.call.chunk_arrived()
+            self.accumulator.add(item)
+        except Exception:
+            log.debug("Could not record a stream chunk", exc_info=True)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Writes what the stream said onto the span and ends it; only the first call counts."""
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        try:
+            self.accumulator.apply(self.call)
+        except Exception:
+            log.debug("Could not record what a stream said", exc_info=True)
+        self.call.end(error)
+
+    def abandon(self) -> None:
+        """Called when the stream object is garbage collected unfinished (a `weakref.finalize` callback)."""
+        try:
+            self.finish()
+        except Exception:  # a finalizer must never raise: it would print to stderr at collection time
+            pass
+
+
+def finalize_with(obj: object, recorder: StreamRecorder) -> weakref.finalize | None:  # type: ignore[type-arg]
+    """Ends the recorder's span when `obj` is garbage collected. Never raises."""
+    try:
+        finalizer = weakref.finalize(obj, recorder.abandon)
+        finalizer.atexit = False  # a span still open at exit is not worth a callback during interpreter shutdown
+        return finalizer
+    except Exception:
+        log.debug("Could not watch a stream for garbage collection", exc_info=True)
+        return None
+
+
+class StreamProxy(ObjectProxy):
+    """The SDK's sync stream, unchanged for the caller, whose span ends exactly once: when the stream is
+    exhausted, raises, is closed (`close()` or leaving its `with` block) or is garbage collected."""
+
+    def __init__(self, wrapped: Any, recorder: StreamRecorder) -> None:
+        super().__init__(wrapped)
+        self._self_recorder = recorder
+        self._self_iterator: Any = None
+        self._self_finalizer = finalize_with(self, recorder)
+
+    def __iter__(self) -> StreamProxy:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            if self._self_iterator is None:
+                self._self_iterator = iter(self.__wrapped__)
+            item = next(self._self_iterator)
+        except StopIteration:
+            self._self_recorder.finish()
+            raise
+        except BaseException as error:
+            self._self_recorder.finish(error)
+            raise
+        self._self_recorder.chunk(item)
+        return item
+
+    def __enter__(self) -> StreamProxy:
+        self.__wrapped__.__enter__()
+        return self  # the SDK's own __enter__ returns the bare stream, which would bypass this proxy
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc_info)
+        finally:
+            self._self_recorder.finish()
+
+    def close(self) -> Any:
+        try:
+            return self.__wrapped__.close()
+        finally:
+            self._self_recorder.finish()
+
+
+class AsyncStreamProxy(ObjectProxy):
+    """The SDK's async stream, unchanged for the caller; its span ends as `StreamProxy`'s does."""
+
+    def __init__(self, wrapped: Any, recorder: StreamRecorder) -> None:
+        super().__init__(wrapped)
+        self._self_recorder = recorder
+        self._self_iterator: Any = None
+        self._self_finalizer = finalize_with(self, recorder)
+
+    def __aiter__(self) -> AsyncStreamProxy:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            if self._self_iterator is None:
+                self._self_iterator = self.__wrapped__.__aiter__()
+            item = await self._self_iterator.__anext__()
+        except StopAsyncIteration:
+            self._self_recorder.finish()
+            raise
+        except BaseException as error:
+            self._self_recorder.finish(error)
+            raise
+        self._self_recorder.chunk(item)
+        return item
+
+    async def __aenter__(self) -> AsyncStreamProxy:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(*exc_info)
+        finally:
+            self._self_recorder.finish()
+
+    async def close(self) -> Any:
+        try:
+            return await self.__wrapped__.close()
+        finally:
+            self._self_recorder.finish()
+
+
+def recorder_of(stream: Any) -> StreamRecorder | None:
+    """The recorder behind a stream proxy, or `None` for any other object. Never raises."""
+    try:
+        if isinstance(stream, (StreamProxy, AsyncStreamProxy)):
+            recorder: StreamRecorder = stream._self_recorder
+            return recorder
+    except Exception:
+        pass
+    return None

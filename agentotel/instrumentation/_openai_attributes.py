@@ -1,0 +1,381 @@
+"""The span attributes of an OpenAI call: what the request asked for, what the response (or a stream's chunks) said.
+
+One small set of functions per API (Chat Completions, Responses, Embeddings). They read pydantic models and plain
+dicts alike (`_genai.field`), so a raw response's JSON body is read by the same code as a parsed one. They may
+raise on values of an unexpected shape: the instrumentor catches every fault and still returns the SDK's result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from typing import Any
+
+from .. import semconv as sc
+from .._config import settings
+from ._genai import LLMCall, as_float, as_int, field, items, stop_sequences, text
+from ._openai_messages import (
+    chat_input_messages,
+    chat_output_messages,
+    instruction_parts,
+    responses_input_messages,
+    responses_output_messages,
+    tool_definitions,
+)
+
+# --------------------------------------------------------------------------------------------------------------------
+# Requests
+
+
+def _output_type(response_format: Any) -> str | None:
+    """`gen_ai.output.type` of a requested format: a pydantic class (parse helpers) or a JSON format means json."""
+    if isinstance(response_format, type):
+        return "json"
+    kind = field(response_format, "type")
+    if kind in ("json_schema", "json_object"):
+        return "json"
+    return "text" if kind == "text" else None
+
+
+def _service_tier(kwargs: Mapping[str, Any]) -> str | None:
+    tier = text(kwargs.get("service_tier"))
+    return None if tier in (None, "auto") else tier  # the conventions leave the default tier out
+
+
+def _sampling(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        sc.GEN_AI_REQUEST_TEMPERATURE: as_float(kwargs.get("temperature")),
+        sc.GEN_AI_REQUEST_TOP_P: as_float(kwargs.get("top_p")),
+        sc.GEN_AI_REQUEST_STREAM: kwargs.get("stream") is True,
+        sc.OPENAI_REQUEST_SERVICE_TIER: _service_tier(kwargs),
+    }
+
+
+def chat_request_attributes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The request attributes of `chat.completions.create` / `parse` (`None` values are left out later)."""
+    max_tokens = as_int(kwargs.get("max_completion_tokens"))
+    choices = as_int(kwargs.get("n"))
+    return {
+        **_sampling(kwargs),
+        sc.GEN_AI_REQUEST_MAX_TOKENS: max_tokens if max_tokens is not None else as_int(kwargs.get("max_tokens")),
+        sc.GEN_AI_REQUEST_FREQUENCY_PENALTY: as_float(kwargs.get("frequency_penalty")),
+        sc.GEN_AI_REQUEST_PRESENCE_PENALTY: as_float(kwargs.get("presence_penalty")),
+        sc.GEN_AI_REQUEST_STOP_SEQUENCES: stop_sequences(kwargs.get("stop")),
+        sc.GEN_AI_REQUEST_SEED: as_int(kwargs.get("seed")),
+        sc.GEN_AI_REQUEST_CHOICE_COUNT: choices if choices not in (None, 1) else None,
+        sc.GEN_AI_OUTPUT_TYPE: _output_type(kwargs.get("response_format")),
+    }
+
+
+def responses_request_attributes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The request attributes of `responses.create` / `parse`; the conversation id when the app names one."""
+    output_type = _output_type(kwargs.get("text_format")) or _output_type(field(kwargs.get("text"), "format"))
+    conversation = kwargs.get("conversation")
+    return {
+        **_sampling(kwargs),
+        sc.GEN_AI_REQUEST_MAX_TOKENS: as_int(kwargs.get("max_output_tokens")),
+        sc.GEN_AI_OUTPUT_TYPE: output_type,
+        sc.GEN_AI_CONVERSATION_ID: text(conversation) or text(field(conversation, "id")),
+    }
+
+
+def embeddings_request_attributes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    encoding = text(kwargs.get("encoding_format"))
+    return {
+        sc.GEN_AI_REQUEST_ENCODING_FORMATS: [encoding] if encoding else None,
+        sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: as_int(kwargs.get("dimensions")),
+    }
+
+
+def chat_request_content(call: LLMCall, kwargs: Mapping[str, Any]) -> None:
+    """Input messages and tool definitions of a chat request (content capture only)."""
+    call.content(sc.GEN_AI_INPUT_MESSAGES, chat_input_messages(kwargs.get("messages")))
+    if kwargs.get("tools") is not None:
+        call.content(sc.GEN_AI_TOOL_DEFINITIONS, tool_definitions(kwargs.get("tools")) or None)
+
+
+def responses_request_content(call: LLMCall, kwargs: Mapping[str, Any]) -> None:
+    """Input, instructions and tool definitions of a Responses request (content capture only)."""
+    call.content(sc.GEN_AI_SYSTEM_INSTRUCTIONS, instruction_parts(kwargs.get("instructions")))
+    call.content(sc.GEN_AI_INPUT_MESSAGES, responses_input_messages(kwargs.get("input")))
+    if kwargs.get("tools") is not None:
+        call.content(sc.GEN_AI_TOOL_DEFINITIONS, tool_definitions(kwargs.get("tools")) or None)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Responses of the APIs
+
+
+def _usage(input_tokens: Any, output_tokens: Any, details_in: Any, details_out: Any) -> dict[str, Any]:
+    return {
+        sc.GEN_AI_USAGE_INPUT_TOKENS: as_int(input_tokens),  # OpenAI's count already includes cached tokens
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: as_int(output_tokens),
+        sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: as_int(field(details_in, "cached_tokens")),
+        sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: as_int(field(details_in, "cache_write_tokens")),
+        sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: as_int(field(details_out, "reasoning_tokens")),
+    }
+
+
+def chat_usage(usage: Any) -> dict[str, Any]:
+    if usage is None:
+        return {}
+    return _usage(
+        field(usage, "prompt_tokens"),
+        field(usage, "completion_tokens"),
+        field(usage, "prompt_tokens_details"),
+        field(usage, "completion_tokens_details"),
+    )
+
+
+def _response_common(call: LLMCall, response: Any) -> None:
+    call.set(sc.GEN_AI_RESPONSE_ID, text(field(response, "id")))
+    call.set(sc.GEN_AI_RESPONSE_MODEL, text(field(response, "model")))
+    call.set(sc.OPENAI_RESPONSE_SERVICE_TIER, text(field(response, "service_tier")))
+    call.set(sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, text(field(response, "system_fingerprint")))
+
+
+def _tool_calls(call: LLMCall, calls: list[tuple[Any, Any]]) -> None:
+    """The tools the model asked for: names and ids are not content, their arguments are."""
+    if calls:
+        call.set(sc.AGENTOTEL_RESPONSE_TOOL_CALL_NAMES, [str(name or "") for name, _ in calls])
+        call.set(sc.AGENTOTEL_RESPONSE_TOOL_CALL_IDS, [str(call_id or "") for _, call_id in calls])
+
+
+def _chat_tool_calls(choices: list[Any]) -> list[tuple[Any, Any]]:
+    found = []
+    for choice in choices:
+        msg = field(choice, "message")
+        for tool_call in items(field(msg, "tool_calls")):
+            spec = field(tool_call, "function") or field(tool_call, "custom")
+            found.append((field(spec, "name"), field(tool_call, "id")))
+        legacy = field(msg, "function_call")
+        if legacy is not None:
+            found.append((field(legacy, "name"), None))
+    return found
+
+
+def record_chat_completion(call: LLMCall, completion: Any) -> None:
+    """A chat completion's id, model, finish reasons, usage, tool calls and (content capture) output messages."""
+    choices = items(field(completion, "choices"))
+    _response_common(call, completion)
+    call.set(sc.GEN_AI_RESPONSE_FINISH_REASONS, [str(r) for r in (field(c, "finish_reason") for c in choices) if r])
+    call.set_all(chat_usage(field(completion, "usage")))
+    _tool_calls(call, _chat_tool_calls(choices))
+    if call.capture_content:
+        call.content(sc.GEN_AI_OUTPUT_MESSAGES, chat_output_messages(choices))
+
+
+_INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
+_CALL_ITEMS = ("function_call", "custom_tool_call")
+
+
+def responses_finish_reason(response: Any) -> str | None:
+    """A Responses API result's finish reason in Chat Completions' words, so both APIs read the same."""
+    status = field(response, "status")
+    if status == "completed":
+        calls = any(field(item, "type") in _CALL_ITEMS for item in items(field(response, "output")))
+        return "tool_calls" if calls else "stop"
+    if status == "incomplete":
+        reason = field(field(response, "incomplete_details"), "reason")
+        return _INCOMPLETE_REASONS.get(str(reason), str(reason or "incomplete"))
+    if status == "failed":
+        return "error"
+    return text(status) if status == "cancelled" else None
+
+
+def record_response(call: LLMCall, response: Any) -> None:
+    """A Responses API result: id, model, finish reason, usage, tool calls, (content capture) output messages.
+    A failed response marks the call failed with the error's code."""
+    _response_common(call, response)
+    if field(response, "status") == "failed":
+        error = field(response, "error")
+        call.set_error(str(field(error, "code", "failed")), text(field(error, "message")))
+    reason = responses_finish_reason(response)
+    call.set(sc.GEN_AI_RESPONSE_FINISH_REASONS, [reason] if reason else None)
+    usage = field(response, "usage")
+    if usage is not None:
+        call.set_all(
+            _usage(
+                field(usage, "input_tokens"),
+                field(usage, "output_tokens"),
+                field(usage, "input_tokens_details"),
+                field(usage, "output_tokens_details"),
+            )
+        )
+    output = items(field(response, "output"))
+    _tool_calls(call, [(field(i, "name"), field(i, "call_id")) for i in output if field(i, "type") in _CALL_ITEMS])
+    if call.capture_content:
+        call.content(sc.GEN_AI_OUTPUT_MESSAGES, responses_output_messages(output, reason))
+
+
+def record_embeddings(call: LLMCall, result: Any) -> None:
+    """An embeddings result: model, input tokens and the vectors' dimension count."""
+    call.set(sc.GEN_AI_RESPONSE_MODEL, text(field(result, "model")))
+    call.set(sc.GEN_AI_USAGE_INPUT_TOKENS, as_int(field(field(result, "usage"), "prompt_tokens")))
+    if sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT not in call.attributes:
+        data = items(field(result, "data"))
+        vector = field(data[0], "embedding") if data else None
+        if isinstance(vector, list):
+            call.set(sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT, len(vector))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Streams
+
+
+class _Bounded:
+    """Text gathered from deltas, kept to the content length limit so a long stream holds bounded memory."""
+
+    __slots__ = ("length", "limit", "pieces", "truncated")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.pieces: list[str] = []
+        self.length = 0
+        self.truncated = False
+
+    def add(self, piece: Any) -> None:
+        if not isinstance(piece, str) or not piece:
+            return
+        room = self.limit - self.length
+        if room <= 0:
+            self.truncated = True
+            return
+        if len(piece) > room:
+            piece, self.truncated = piece[:room], True
+        self.pieces.append(piece)
+        self.length += len(piece)
+
+    def value(self) -> str:
+        return "".join(self.pieces)
+
+
+@dataclass
+class _ChoiceState:
+    limit: int
+    finish_reason: str | None = None
+    text: _Bounded | None = None
+    refusal: _Bounded | None = None
+    tool_calls: dict[int, dict[str, Any]] = dataclass_field(default_factory=dict)
+
+
+class ChatStream:
+    """Gathers a chat completion stream: id, model, finish reasons, usage (the final chunk, when the request set
+    `stream_options.include_usage`), tool calls and, with content capture, the text."""
+
+    def __init__(self, capture_content: bool) -> None:
+        self.capture = capture_content
+        self.limit = settings.content_max_length
+        self.head: dict[str, Any] = {}
+        self.usage: Any = None
+        self.choices: dict[int, _ChoiceState] = {}
+
+    def add(self, chunk: Any) -> None:
+        for key in ("id", "model", "service_tier", "system_fingerprint"):
+            if key not in self.head and field(chunk, key) is not None:
+                self.head[key] = field(chunk, key)
+        if field(chunk, "usage") is not None:
+            self.usage = field(chunk, "usage")
+        for choice in items(field(chunk, "choices")):
+            state = self.choices.setdefault(as_int(field(choice, "index")) or 0, _ChoiceState(self.limit))
+            if field(choice, "finish_reason"):
+                state.finish_reason = str(field(choice, "finish_reason"))
+            delta = field(choice, "delta")
+            if self.capture:
+                for name in ("text", "refusal"):
+                    piece = field(delta, "content" if name == "text" else "refusal")
+                    if piece:
+                        if getattr(state, name) is None:
+                            setattr(state, name, _Bounded(self.limit))
+                        getattr(state, name).add(piece)
+            for tool_call in items(field(delta, "tool_calls")):
+                entry = state.tool_calls.setdefault(
+                    as_int(field(tool_call, "index")) or 0, {"id": None, "name": None, "arguments": None}
+                )
+                function = field(tool_call, "function")
+                entry["id"] = entry["id"] or field(tool_call, "id")
+                entry["name"] = entry["name"] or field(function, "name")
+                if self.capture:
+                    if entry["arguments"] is None:
+                        entry["arguments"] = _Bounded(self.limit)
+                    entry["arguments"].add(field(function, "arguments"))
+
+    def _completion(self) -> dict[str, Any]:
+        """The stream's gathered content as a chat completion body, read by the same code as a plain call's."""
+        choices = []
+        for index in sorted(self.choices):
+            state = self.choices[index]
+            tool_calls = [
+                {
+                    "id": entry["id"],
+                    "type": "function",
+                    "function": {
+                        "name": entry["name"],
+                        "arguments": entry["arguments"].value() if entry["arguments"] is not None else None,
+                    },
+                }
+                for _, entry in sorted(state.tool_calls.items())
+            ]
+            msg = {
+                "content": state.text.value() if state.text else None,
+                "refusal": state.refusal.value() if state.refusal else None,
+                "tool_calls": tool_calls or None,
+            }
+            choices.append({"index": index, "message": msg, "finish_reason": state.finish_reason})
+        return {**self.head, "choices": choices, "usage": self.usage}
+
+    def apply(self, call: LLMCall) -> None:
+        record_chat_completion(call, self._completion())
+        if any(
+            (s.text and s.text.truncated)
+            or (s.refusal and s.refusal.truncated)
+            or any(e["arguments"] is not None and e["arguments"].truncated for e in s.tool_calls.values())
+            for s in self.choices.values()
+        ):
+            call.set(sc.AGENTOTEL_CONTENT_TRUNCATED, True)
+
+
+class ResponsesStream:
+    """Gathers a Responses API event stream. The final event (`response.completed`, `.incomplete`, `.failed`)
+    carries the whole response; when the stream stops before it, the items finished so far (and, with content
+    capture, the text of the one in progress) stand for it."""
+
+    _FINAL = ("completed", "incomplete", "failed", "cancelled")
+
+    def __init__(self, capture_content: bool) -> None:
+        self.capture = capture_content
+        self.response: Any = None
+        self.error: Any = None
+        self.output: list[Any] = []
+        self.partial = _Bounded(settings.content_max_length)
+
+    def add(self, event: Any) -> None:
+        kind = field(event, "type")
+        response = field(event, "response")
+        if response is not None:
+            self.response = response
+        elif kind == "response.output_item.done":
+            item = field(event, "item")
+            if self.capture or field(item, "type") in _CALL_ITEMS:
+                self.output.append(item)
+                self.partial = _Bounded(self.partial.limit)
+        elif kind == "response.output_text.delta" and self.capture:
+            self.partial.add(field(event, "delta"))
+        elif kind == "error":
+            self.error = event
+
+    def apply(self, call: LLMCall) -> None:
+        if self.error is not None:
+            call.set_error(str(field(self.error, "code", "error")), text(field(self.error, "message")))
+        if field(self.response, "status") in self._FINAL:
+            record_response(call, self.response)
+            return
+        if self.response is not None:
+            _response_common(call, self.response)
+        output = list(self.output)
+        if self.partial.pieces:
+            output.append({"type": "message", "content": [{"type": "output_text", "text": self.partial.value()}]})
+        _tool_calls(call, [(field(i, "name"), field(i, "call_id")) for i in output if field(i, "type") in _CALL_ITEMS])
+        if call.capture_content and output:
+            call.content(sc.GEN_AI_OUTPUT_MESSAGES, responses_output_messages(output, None))

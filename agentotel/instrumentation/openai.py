@@ -1,0 +1,308 @@
+"""`OpenAIInstrumentor`: one CLIENT span per model call made with the `openai` SDK, sync and async.
+
+Wrapped (with `wrapt`, undone exactly by `uninstrument()`): `chat.completions.create` and `.parse`,
+`responses.create` and `.parse`, `embeddings.create`, on the sync and async resources. The SDK routes everything
+else through those: `chat.completions.stream(...)` and `responses.stream(...)` call `create(stream=True)`;
+`with_raw_response.X` and `with_streaming_response.X` call `X` with a header that makes `_post` return the raw
+response. So each call makes exactly one span, and a guard makes sure an SDK method that calls another wrapped
+one inside a traced call is not traced twice.
+
+What a call returns decides when its span ends:
+- a parsed result: at once, with the response's attributes;
+- a stream (`stream=True`, the stream helpers): when the stream ends, fails, is closed or is garbage collected
+  (`_genai.StreamProxy`); the helpers' own `close()` is wrapped too, since it closes the HTTP response directly;
+- a raw response (`with_raw_response`, `with_streaming_response`): when its body has been read, `parse()`d or
+  the response closed (`_openai_results`).
+
+Never raises into the caller: every hook catches its own faults, and the SDK's exceptions reach the caller
+unchanged. Messages are recorded only with content capture on; API keys and headers never are.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import importlib
+import logging
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import wrapt
+from opentelemetry import context, trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.trace import Tracer
+
+from .. import semconv as sc
+from .._version import __version__
+from . import _openai_attributes as attributes
+from ._genai import Accumulator, LLMCall, field, recorder_of, server_attributes, text
+from ._openai_results import is_raw_response, proxy_stream, wrap_raw_response
+
+log = logging.getLogger("agentotel")
+
+__all__ = ["OpenAIInstrumentor"]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """How one kind of OpenAI call becomes span attributes."""
+
+    name: str
+    """`gen_ai.operation.name`."""
+    request: Callable[[Mapping[str, Any]], dict[str, Any]]
+    record: Callable[[LLMCall, Any], None]
+    """Writes a parsed result (or its JSON body) onto the call."""
+    content: Callable[[LLMCall, Mapping[str, Any]], None] | None = None
+    """Writes the request's messages (content capture only)."""
+    stream: Callable[[bool], Accumulator] | None = None
+    """Makes the accumulator of a streamed call, given whether content is captured."""
+
+
+CHAT = Operation(
+    sc.GEN_AI_OPERATION_NAME_VALUE_CHAT,
+    attributes.chat_request_attributes,
+    attributes.record_chat_completion,
+    attributes.chat_request_content,
+    attributes.ChatStream,
+)
+RESPONSES = Operation(
+    sc.GEN_AI_OPERATION_NAME_VALUE_CHAT,  # the Responses API is a chat in the conventions' words
+    attributes.responses_request_attributes,
+    attributes.record_response,
+    attributes.responses_request_content,
+    attributes.ResponsesStream,
+)
+EMBEDDINGS = Operation(
+    sc.GEN_AI_OPERATION_NAME_VALUE_EMBEDDINGS,
+    attributes.embeddings_request_attributes,
+    attributes.record_embeddings,
+)
+
+_CHAT_MODULE = "openai.resources.chat.completions.completions"
+_RESPONSES_MODULE = "openai.resources.responses.responses"
+_EMBEDDINGS_MODULE = "openai.resources.embeddings"
+
+# (module, class, method, operation, async)
+METHODS: tuple[tuple[str, str, str, Operation, bool], ...] = (
+    (_CHAT_MODULE, "Completions", "create", CHAT, False),
+    (_CHAT_MODULE, "Completions", "parse", CHAT, False),
+    (_CHAT_MODULE, "AsyncCompletions", "create", CHAT, True),
+    (_CHAT_MODULE, "AsyncCompletions", "parse", CHAT, True),
+    (_RESPONSES_MODULE, "Responses", "create", RESPONSES, False),
+    (_RESPONSES_MODULE, "Responses", "parse", RESPONSES, False),
+    (_RESPONSES_MODULE, "AsyncResponses", "create", RESPONSES, True),
+    (_RESPONSES_MODULE, "AsyncResponses", "parse", RESPONSES, True),
+    (_EMBEDDINGS_MODULE, "Embeddings", "create", EMBEDDINGS, False),
+    (_EMBEDDINGS_MODULE, "AsyncEmbeddings", "create", EMBEDDINGS, True),
+)
+
+# The stream helpers' `close()` closes the HTTP response itself, past our stream proxy: (module, class, async).
+HELPER_STREAMS: tuple[tuple[str, str, bool], ...] = (
+    ("openai.lib.streaming.chat._completions", "ChatCompletionStream", False),
+    ("openai.lib.streaming.chat._completions", "AsyncChatCompletionStream", True),
+    ("openai.lib.streaming.responses._responses", "ResponseStream", False),
+    ("openai.lib.streaming.responses._responses", "AsyncResponseStream", True),
+)
+
+_HOST_PROVIDERS = {
+    "api.openai.com": sc.GEN_AI_PROVIDER_NAME_VALUE_OPENAI,
+    "api.groq.com": sc.GEN_AI_PROVIDER_NAME_VALUE_GROQ,
+    "api.deepseek.com": sc.GEN_AI_PROVIDER_NAME_VALUE_DEEPSEEK,
+    "api.x.ai": sc.GEN_AI_PROVIDER_NAME_VALUE_X_AI,
+    "api.mistral.ai": sc.GEN_AI_PROVIDER_NAME_VALUE_MISTRAL_AI,
+}
+
+_IN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("agentotel_openai_in_call", default=False)
+"""True while a traced call runs: an SDK method it calls that is wrapped too is not traced a second time."""
+
+
+def provider_name(client: Any) -> str:
+    """`gen_ai.provider.name` for an OpenAI client: Azure by its class, OpenAI-compatible services by their host,
+    else openai. Never raises."""
+    try:
+        if "Azure" in type(client).__name__:
+            return sc.GEN_AI_PROVIDER_NAME_VALUE_AZURE_AI_OPENAI
+        host = getattr(field(client, "base_url"), "host", None)
+        return _HOST_PROVIDERS.get(str(host), sc.GEN_AI_PROVIDER_NAME_VALUE_OPENAI)
+    except Exception:
+        return sc.GEN_AI_PROVIDER_NAME_VALUE_OPENAI
+
+
+def start_call(tracer: Tracer, operation: Operation, resource: Any, kwargs: Mapping[str, Any]) -> LLMCall | None:
+    """Starts the call's span with the request's attributes (and messages, with content capture), or returns
+    `None` when it cannot. Never raises."""
+    try:
+        model = text(kwargs.get("model"))
+        client = field(resource, "_client")
+        start_attributes: dict[str, Any] = {
+            sc.GEN_AI_OPERATION_NAME: operation.name,
+            sc.GEN_AI_PROVIDER_NAME: provider_name(client),
+            sc.AGENTOTEL_STEP_KIND: sc.AGENTOTEL_STEP_KIND_VALUE_LLM,
+            sc.GEN_AI_REQUEST_MODEL: model,
+            **server_attributes(field(client, "base_url")),
+            **{k: v for k, v in operation.request(kwargs).items() if v is not None},
+        }
+        call = LLMCall(tracer, operation.name, model, start_attributes)
+    except Exception:
+        log.debug("Could not start the span of an OpenAI call", exc_info=True)
+        return None
+    if call.capture_content and operation.content is not None:
+        try:
+            operation.content(call, kwargs)
+        except Exception:
+            log.debug("Could not record the messages of an OpenAI call", exc_info=True)
+    return call
+
+
+def _enter(call: LLMCall) -> tuple[object, contextvars.Token[bool]] | None:
+    """Makes the call's span current while the SDK works (its HTTP spans, if traced, nest under it)."""
+    try:
+        return context.attach(trace.set_span_in_context(call.span)), _IN_CALL.set(True)
+    except Exception:
+        log.debug("Could not make an OpenAI call's span current", exc_info=True)
+        return None
+
+
+def _leave(tokens: tuple[object, contextvars.Token[bool]] | None) -> None:
+    if tokens is None:
+        return
+    try:
+        _IN_CALL.reset(tokens[1])
+        context.detach(tokens[0])  # type: ignore[arg-type]
+    except Exception:
+        log.debug("Could not restore the context after an OpenAI call", exc_info=True)
+
+
+def fail_call(operation: Operation, call: LLMCall, error: BaseException) -> None:
+    """Ends the span with the SDK's error. Errors that carry the model's answer (`LengthFinishReasonError` and
+    its kin from the parse helpers) still give their usage and cost. Never raises."""
+    try:
+        answer = getattr(error, "completion", None)
+        if answer is not None:
+            operation.record(call, answer)
+    except Exception:
+        log.debug("Could not record the answer an OpenAI error carried", exc_info=True)
+    call.end(error)
+
+
+def finish_call(operation: Operation, call: LLMCall, result: Any) -> Any:
+    """What the caller gets back: the SDK's result, or a proxy of it that ends the span later (streams, raw
+    responses). Ends the span now for anything else. Never raises: on its own fault it returns the result."""
+    try:
+        if is_raw_response(result):
+            return wrap_raw_response(result, operation.record, call, operation.stream)
+        proxied = proxy_stream(result, call, operation.stream)
+        if proxied is not None:
+            return proxied
+        operation.record(call, result)
+    except Exception:
+        log.debug("Could not record the result of an OpenAI call", exc_info=True)
+    call.end()
+    return result
+
+
+def sync_wrapper(tracer: Tracer, operation: Operation) -> Callable[..., Any]:
+    def traced(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if _IN_CALL.get():
+            return wrapped(*args, **kwargs)
+        call = start_call(tracer, operation, instance, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        tokens = _enter(call)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as error:
+            fail_call(operation, call, error)
+            raise
+        finally:
+            _leave(tokens)
+        return finish_call(operation, call, result)
+
+    return traced
+
+
+def async_wrapper(tracer: Tracer, operation: Operation) -> Callable[..., Any]:
+    async def traced(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if _IN_CALL.get():
+            return await wrapped(*args, **kwargs)
+        call = start_call(tracer, operation, instance, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        tokens = _enter(call)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as error:
+            fail_call(operation, call, error)
+            raise
+        finally:
+            _leave(tokens)
+        return finish_call(operation, call, result)
+
+    return traced
+
+
+def _end_helper_stream(helper: Any) -> None:
+    """Ends the span of the stream a helper (`ChatCompletionStream`, `ResponseStream`) reads. Never raises."""
+    try:
+        recorder = recorder_of(getattr(helper, "_raw_stream", None))
+        if recorder is not None:
+            recorder.finish()
+    except Exception:
+        log.debug("Could not end the span of a closed stream helper", exc_info=True)
+
+
+def _helper_close(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _end_helper_stream(instance)
+
+
+async def _async_helper_close(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    try:
+        return await wrapped(*args, **kwargs)
+    finally:
+        _end_helper_stream(instance)
+
+
+def _owner(module_name: str, class_name: str, method: str) -> Any:
+    """The class that defines `method`, or `None` when this SDK version has no such class or method."""
+    try:
+        owner = getattr(importlib.import_module(module_name), class_name, None)
+    except ImportError:
+        return None
+    return owner if owner is not None and method in vars(owner) else None
+
+
+class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Traces the `openai` SDK's model calls. `instrument()` wraps the SDK's methods; `uninstrument()` puts the
+    original functions back."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("openai >= 1.50",)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
+        wrapped: list[tuple[Any, str]] = []
+        for module_name, class_name, method, operation, is_async in METHODS:
+            owner = _owner(module_name, class_name, method)
+            if owner is None:
+                continue
+            make = async_wrapper if is_async else sync_wrapper
+            wrapt.wrap_function_wrapper(owner, method, make(tracer, operation))
+            wrapped.append((owner, method))
+        for module_name, class_name, is_async in HELPER_STREAMS:
+            owner = _owner(module_name, class_name, "close")
+            if owner is None:
+                continue
+            wrapt.wrap_function_wrapper(owner, "close", _async_helper_close if is_async else _helper_close)
+            wrapped.append((owner, "close"))
+        self._agentotel_wrapped = wrapped
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for owner, method in getattr(self, "_agentotel_wrapped", ()):
+            unwrap(owner, method)
+        self._agentotel_wrapped = []
