@@ -26,6 +26,8 @@ def instrument_installed() -> list[str]:
     """Instruments each installed client SDK once; returns the entry-point names instrumented. Never raises."""
     done: list[str] = []
     disabled = _disabled()
+    if "*" in disabled:
+        return done
     for name, module_name, class_name, package in INSTRUMENTORS:
         if name in disabled or package in disabled:
             continue
