@@ -2,7 +2,8 @@
 
 Coexists with what the app (or `opentelemetry-instrument`) already configured: an SDK tracer provider that is
 already the global one gets our processors added, never replaced. Never phones home: with no exporter given and
-no `OTEL_*` export variable set, spans go nowhere but the live sessions.
+no `OTEL_*` export variable set, spans go to the embedded session store (`store.py`; `AGENTOTEL_STORE=off` turns
+it off) besides the live sessions.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from . import _clock as clock
 from . import semconv as sc
 from ._config import content_capture_from_env, settings
 from .processors import CostSpanProcessor, ExportPipeline, SessionSpanProcessor
+from .store import store_exporters
 
 log = logging.getLogger("agentotel")
 
@@ -163,10 +165,14 @@ def init(
             provider.add_span_processor(CostSpanProcessor())
             provider.add_span_processor(state.pipeline)
             if owns:
-                state.pipeline.replace(_processor_for(e) for e in exporters_from_env())
+                from_env = exporters_from_env()
+                other_export = bool(from_env) or bool(os.environ.get("OTEL_TRACES_EXPORTER", "").strip())
+                from_env += store_exporters(other_export=other_export)
+                state.pipeline.replace(_processor_for(e) for e in from_env)
         assert state.pipeline is not None
         if exporter is not None:
             exporters = [exporter] if isinstance(exporter, SpanExporter) else list(exporter)
+            exporters += store_exporters(other_export=True)  # beside a given exporter only when AGENTOTEL_STORE is set
             state.pipeline.replace(_processor_for(e) for e in exporters)
         if not state.initialized:
             atexit.register(_end_open_sessions)
@@ -224,8 +230,12 @@ def remove_export_processor(processor: SpanProcessor) -> None:
 
 
 def force_flush(timeout_millis: int = 5_000) -> bool:
-    """Exports what the pipeline holds. Never raises."""
+    """Exports what is buffered: agentotel's pipeline, and the provider's own processors when the provider is
+    someone else's (e.g. `opentelemetry-instrument`'s exporters). Never raises."""
     try:
-        return state.pipeline.force_flush(timeout_millis) if state.pipeline else True
+        ok = state.pipeline.force_flush(timeout_millis) if state.pipeline else True
+        if state.provider is not None and not state.owns_provider:
+            ok = state.provider.force_flush(timeout_millis) and ok
+        return ok
     except Exception:
         return False

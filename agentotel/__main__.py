@@ -1,0 +1,7 @@
+"""`python -m agentotel ...` runs the `agentotel` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

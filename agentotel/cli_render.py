@@ -1,0 +1,162 @@
+"""How the `agentotel` command shows things: tables and replays in colour (with `rich`) on a terminal, plain text
+when piped, and the small formatting helpers both use."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import IO, Any
+
+from .replay.text import PROBLEM_MARK, format_cost
+from .sources import SessionSummary
+
+ID_WIDTH = 8
+"""Ids are shown by their first 8 characters; `agentotel replay` takes any unique prefix."""
+
+_STATE_STYLES = {"Success": "green", "Fail": "bold red", "Indeterminate": "yellow"}
+
+
+def short_id(value: str) -> str:
+    return value[:ID_WIDTH]
+
+
+def format_when(start_ns: int) -> str:
+    """Local time, to the second."""
+    return datetime.fromtimestamp(start_ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "running"
+    if seconds < 60:
+        return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{rest:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def format_summary_cost(cost: float | None) -> str:
+    return "-" if cost is None else format_cost(cost)
+
+
+COLUMNS = ("ID", "NAME", "STARTED", "DURATION", "STATE", "COST", "TOKENS IN/OUT", "LLM", "TOOLS", "TAGS")
+_RIGHT = {"DURATION", "COST", "TOKENS IN/OUT", "LLM", "TOOLS"}
+_DROP_ORDER = ("TOOLS", "LLM", "DURATION", "TOKENS IN/OUT", "TAGS")
+"""On a terminal too narrow for every column, these go first (in this order); piped output keeps them all."""
+_NAME_MIN = 12
+
+
+def fit_columns(rows: Sequence[tuple[str, ...]], width: int, gap: int = 2) -> list[int]:
+    """Indexes of the columns that fit in `width` characters (NAME may shrink to `_NAME_MIN` and wrap)."""
+    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(COLUMNS)]
+    name = COLUMNS.index("NAME")
+    kept = list(range(len(COLUMNS)))
+    for column in _DROP_ORDER:
+        needed = sum(min(widths[i], _NAME_MIN) if i == name else widths[i] for i in kept) + gap * (len(kept) - 1)
+        if needed <= width:
+            break
+        kept.remove(COLUMNS.index(column))
+    return kept
+
+
+def session_row(summary: SessionSummary) -> tuple[str, ...]:
+    return (
+        short_id(summary.id),
+        summary.name,
+        format_when(summary.start_ns),
+        format_duration(summary.duration),
+        summary.end_state or "Running",
+        format_summary_cost(summary.cost),
+        f"{summary.input_tokens}/{summary.output_tokens}",
+        str(summary.llm_calls),
+        str(summary.tool_calls),
+        ", ".join(summary.tags),
+    )
+
+
+class Output:
+    """Where the command writes: colour through `rich` when stdout is a terminal (and `NO_COLOR` is unset), plain
+    text otherwise, so that piped output is stable for scripts and diffs."""
+
+    def __init__(self, stream: IO[str] | None = None, *, color: bool | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        if color is None:
+            isatty = getattr(self.stream, "isatty", None)
+            color = bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
+        self.color = color
+        self._console: Any = None
+        if color:
+            from rich.console import Console
+
+            self._console = Console(file=self.stream, force_terminal=True, highlight=False, soft_wrap=True)
+
+    @property
+    def width(self) -> int:
+        """Width to lay text out in: the terminal's, or 100 when piped."""
+        if self._console is not None:
+            return max(60, int(self._console.width))
+        return 100
+
+    def line(self, text: str = "", style: str | None = None) -> None:
+        if self._console is not None:
+            from rich.text import Text
+
+            self._console.print(Text(text, style=style or ""))
+        else:
+            self.stream.write(text + "\n")
+
+    def table(self, summaries: Sequence[SessionSummary]) -> None:
+        rows = [session_row(s) for s in summaries]
+        if self._console is not None:
+            from rich import box
+            from rich.table import Table
+            from rich.text import Text
+
+            kept = fit_columns(rows, self.width, gap=3)  # rich pads each side of a column by one, plus a rule
+            table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+            for i in kept:
+                column = COLUMNS[i]
+                wraps = column in ("NAME", "TAGS")
+                table.add_column(
+                    column,
+                    justify="right" if column in _RIGHT else "left",
+                    no_wrap=not wraps,
+                    min_width=_NAME_MIN if column == "NAME" else None,
+                    overflow="fold" if wraps else "ellipsis",
+                )
+            state = COLUMNS.index("STATE")
+            for row in rows:
+                # Text cells: a name or tag with [brackets] is shown as written, never read as rich markup.
+                table.add_row(*(Text(row[i], style=_STATE_STYLES.get(row[i], "") if i == state else "") for i in kept))
+            self._console.print(table)
+            return
+        widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(COLUMNS)]
+        for row in (COLUMNS, *rows):
+            cells = [
+                cell.rjust(widths[i]) if COLUMNS[i] in _RIGHT else cell.ljust(widths[i]) for i, cell in enumerate(row)
+            ]
+            self.stream.write("  ".join(cells).rstrip() + "\n")
+
+    def replay(self, text: str) -> None:
+        """A text replay, with the failing step and the end state coloured on a terminal."""
+        if self._console is None:
+            self.stream.write(text + "\n")
+            return
+        from rich.text import Text
+
+        for number, line in enumerate(text.splitlines()):
+            if number == 0:
+                style = "bold"
+            elif PROBLEM_MARK in line or "Error:" in line or "Exception:" in line:
+                style = "bold red"
+            elif "Session ended: Success" in line:
+                style = "green"
+            elif "Session ended:" in line:
+                style = "yellow" if "Indeterminate" in line else "red"
+            else:
+                style = ""
+            self._console.print(Text(line, style=style))

@@ -1,0 +1,360 @@
+"""Where sessions are read from: the embedded store, OTLP JSON files, and (by URL scheme) tracing backends.
+
+Every source turns what it reads into `SpanRecord`s and builds sessions with `build_sessions`, the one
+reconstruction path. A source answers two questions: which sessions are there (`sessions()`, summaries), and
+what happened in one of them (`session(ref)`, a full `Session`).
+
+`open_source(location)` picks the source:
+- `None`: the embedded store (`AGENTOTEL_STORE`, else the default path in the user's data folder);
+- a path: an agentotel store (SQLite) or an OTLP JSON / JSON Lines file, told apart by their content;
+- `scheme+http://host:port` (`jaeger+http://localhost:16686`, ...): the module registered for the scheme's
+  first part in `SCHEMES` (or by `register_source`), whose `open_source(location) -> SpanSource` opens it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ..model import END_STATES, KIND_ACTION, KIND_TOOL, Session, build_sessions
+from ..records import SpanRecord
+
+__all__ = [
+    "SCHEMES",
+    "RecordsSource",
+    "SessionNotFound",
+    "SessionSummary",
+    "SourceError",
+    "SpanSource",
+    "find_session",
+    "matches",
+    "normalise_state",
+    "open_source",
+    "register_source",
+    "since_ns",
+    "tags_of",
+]
+
+
+class SourceError(Exception):
+    """A source cannot be read: a missing, damaged or locked file, an unknown URL scheme, a backend that does not
+    answer. Its message is one line, fit to show a person as it is."""
+
+
+class SessionNotFound(SourceError, LookupError):
+    """No session (or more than one) matches the id, trace id or prefix asked for."""
+
+
+@dataclass
+class SessionSummary:
+    """What a session list shows of a session: identity, time, how it ended and its totals."""
+
+    id: str
+    name: str
+    trace_id: str
+    span_id: str | None = None
+    tags: list[str] = field(default_factory=list)
+    parent_id: str | None = None
+    start_ns: int = 0
+    end_ns: int | None = None
+    end_state: str | None = None
+    end_state_reason: str | None = None
+    cost: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    llm_calls: int = 0
+    tool_calls: int = 0
+    error_count: int = 0
+    service_name: str | None = None
+
+    @classmethod
+    def from_session(cls, session: Session) -> SessionSummary:
+        """The summary of a session rebuilt from spans (its totals counted from its events)."""
+        events = session.events
+        llm = session.llm_calls
+        priced = [e.cost for e in llm if e.cost is not None]
+        return cls(
+            id=session.id,
+            name=session.name,
+            trace_id=session.trace_id,
+            span_id=session.span_id,
+            tags=list(session.tags),
+            parent_id=session.parent_id,
+            start_ns=session.start_ns,
+            end_ns=session.end_ns,
+            end_state=session.end_state,
+            end_state_reason=session.end_state_reason,
+            cost=float(sum(priced)) if priced else None,
+            input_tokens=session.input_tokens,
+            output_tokens=session.output_tokens,
+            llm_calls=len(llm),
+            tool_calls=sum(1 for e in events if e.kind in (KIND_TOOL, KIND_ACTION)),
+            error_count=sum(1 for e in events if e.error is not None),
+        )
+
+    @property
+    def start_time(self) -> datetime:
+        return datetime.fromtimestamp(self.start_ns / 1e9, tz=timezone.utc)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end; `None` while the session runs."""
+        return None if self.end_ns is None else max(0, self.end_ns - self.start_ns) / 1e9
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data, with the field names `Session.to_dict()` uses."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "tags": list(self.tags),
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_id": self.parent_id,
+            "start_time": self.start_time.isoformat(),
+            "end_time": None
+            if self.end_ns is None
+            else datetime.fromtimestamp(self.end_ns / 1e9, tz=timezone.utc).isoformat(),
+            "duration": self.duration,
+            "end_state": self.end_state,
+            "end_state_reason": self.end_state_reason,
+            "cost": self.cost,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "llm_calls": self.llm_calls,
+            "tool_calls": self.tool_calls,
+            "error_count": self.error_count,
+            "service_name": self.service_name,
+        }
+
+
+def since_ns(since: datetime | timedelta | int | None) -> int | None:
+    """A lower bound on start time, in ns since the epoch: a moment, a span of time before now, or ns already."""
+    if since is None:
+        return None
+    if isinstance(since, timedelta):
+        since = datetime.now(timezone.utc) - since
+    if isinstance(since, datetime):
+        if since.tzinfo is None:
+            since = since.astimezone()  # a naive moment is local time, as a person typed it
+        since = int(since.timestamp() * 1e9)
+    return min(max(int(since), _INT64_MIN), _INT64_MAX)  # SQLite integers are 64-bit (ns reach the year 2262)
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def normalise_state(state: str | None) -> str | None:
+    """`Success` / `Fail` / `Indeterminate` whatever the case; raises `ValueError` for anything else."""
+    if state is None:
+        return None
+    for known in END_STATES:
+        if known.lower() == state.strip().lower():
+            return known
+    raise ValueError(f"unknown end state {state!r} (expected one of {', '.join(END_STATES)})")
+
+
+def tags_of(tag: str | Sequence[str] | None) -> list[str]:
+    if tag is None:
+        return []
+    return [tag] if isinstance(tag, str) else [str(t) for t in tag]
+
+
+def matches(summary: SessionSummary, since: int | None, tags: Sequence[str], state: str | None) -> bool:
+    """Whether a session passes the list filters: started at or after `since`, has every tag, ended in `state`."""
+    if since is not None and summary.start_ns < since:
+        return False
+    if state is not None and summary.end_state != state:
+        return False
+    return all(t in summary.tags for t in tags)
+
+
+class SpanSource(ABC):
+    """A place sessions are read from. Methods raise `SourceError` (one-line message) for anything unreadable."""
+
+    location: str
+    """How the user named the source (a path or a URL), for messages."""
+
+    @abstractmethod
+    def sessions(
+        self,
+        *,
+        since: datetime | timedelta | int | None = None,
+        tag: str | Sequence[str] | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+    ) -> list[SessionSummary]:
+        """Summaries of the sessions that match, newest first (at most `limit`)."""
+
+    @abstractmethod
+    def session(self, ref: str) -> Session:
+        """The session a reference names: `last` (the session that ended last), a session id, a trace id, or a
+        unique prefix of either. Raises `SessionNotFound` when none or several match."""
+
+    def close(self) -> None:  # noqa: B027 - most sources hold nothing open
+        """Releases what the source holds open."""
+
+    def __enter__(self) -> SpanSource:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _outermost(sessions: Iterable[Session]) -> list[Session]:
+    """The sessions not nested in another of `sessions`, in the order they started."""
+    found = list(sessions)
+    ids = {s.id for s in found}
+    return [s for s in found if s.parent_id not in ids]
+
+
+def _describe(sessions: Sequence[Session]) -> str:
+    shown = ", ".join(f"{s.id} ({s.name})" for s in sessions[:3])
+    more = f" and {len(sessions) - 3} more" if len(sessions) > 3 else ""
+    return shown + more
+
+
+def find_session(sessions: Sequence[Session], ref: str, *, location: str = "the source") -> Session:
+    """The session `ref` names among `sessions` (see `SpanSource.session`). Raises `SessionNotFound`."""
+    ref = ref.strip()
+    if not sessions:
+        raise SessionNotFound(f"no sessions in {location}")
+    if ref == "last":
+        ended = [s for s in sessions if s.end_ns is not None]
+        return max(ended or sessions, key=lambda s: (s.end_ns or 0, s.start_ns))
+    for session in sessions:
+        if session.id == ref:
+            return session
+    lowered = ref.lower()
+    in_trace = _outermost(s for s in sessions if s.trace_id == lowered)
+    if in_trace:
+        return in_trace[0]
+    candidates = {s.id: s for s in sessions if s.id.startswith(ref)}
+    for session in _outermost(s for s in sessions if s.trace_id.startswith(lowered)):
+        candidates.setdefault(session.id, session)
+    if len(candidates) == 1:
+        return next(iter(candidates.values()))
+    if not candidates:
+        raise SessionNotFound(f"no session or trace with id {ref!r} in {location}")
+    found = sorted(candidates.values(), key=lambda s: s.start_ns)
+    raise SessionNotFound(
+        f"{ref!r} matches {len(found)} sessions (by session or trace id) in {location}: {_describe(found)}; "
+        "give more of it"
+    )
+
+
+class RecordsSource(SpanSource):
+    """A source read whole into memory (a file, a backend's answer): its records, sessions built once."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self._sessions: list[Session] | None = None
+
+    @abstractmethod
+    def records(self) -> list[SpanRecord]:
+        """Every span record of the source. Raises `SourceError`."""
+
+    def all_sessions(self) -> list[Session]:
+        """Every session, nested ones included; traces with no agentotel session are one session each."""
+        if self._sessions is None:
+            self._sessions = build_sessions(self.records(), include_traces_without_session=True)
+        return self._sessions
+
+    def sessions(
+        self,
+        *,
+        since: datetime | timedelta | int | None = None,
+        tag: str | Sequence[str] | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+    ) -> list[SessionSummary]:
+        bound, tags, wanted = since_ns(since), tags_of(tag), normalise_state(state)
+        found = [SessionSummary.from_session(s) for s in self.all_sessions()]
+        found = [s for s in found if matches(s, bound, tags, wanted)]
+        found.sort(key=lambda s: s.start_ns, reverse=True)
+        return found if limit is None else found[: max(0, limit)]
+
+    def session(self, ref: str) -> Session:
+        return find_session(self.all_sessions(), ref, location=self.location)
+
+
+SourceOpener = Callable[[str], SpanSource]
+
+SCHEMES: dict[str, str | SourceOpener] = {
+    "jaeger": "agentotel.sources.jaeger",
+    "tempo": "agentotel.sources.tempo",
+    "phoenix": "agentotel.sources.phoenix",
+}
+"""URL scheme (the part before `+`, e.g. `jaeger` for `jaeger+http://...`) -> the module whose
+`open_source(location: str) -> SpanSource` opens such a location, or that function itself."""
+
+
+def register_source(scheme: str, opener: str | SourceOpener) -> None:
+    """Makes `scheme+...://` locations open with `opener` (a function, or a module path with `open_source`)."""
+    SCHEMES[scheme.lower()] = opener
+
+
+def _scheme_of(location: str) -> str | None:
+    head, sep, _ = location.partition("://")
+    if not sep or not head or os.sep in head or (os.altsep and os.altsep in head):
+        return None
+    return head.lower()
+
+
+def open_source(location: str | None = None) -> SpanSource:
+    """The source `location` names (see the module's docstring). Raises `SourceError` with a one-line message."""
+    if location is None:
+        from .store import open_default_store
+
+        return open_default_store()
+    scheme = _scheme_of(location)
+    if scheme is None:
+        return _open_path(Path(location).expanduser())
+    if scheme == "file":
+        return _open_path(Path(location.partition("://")[2]))
+    base = scheme.split("+", 1)[0]
+    opener = SCHEMES.get(base)
+    if opener is None:
+        known = ", ".join(f"{name}+http://..." for name in SCHEMES)
+        raise SourceError(f"unknown source {location!r}: give a file path or one of {known}")
+    if isinstance(opener, str):
+        try:
+            module = importlib.import_module(opener)
+        except ImportError as error:
+            raise SourceError(f"the {base} source is not available in this agentotel ({error})") from None
+        opener_fn: SourceOpener = module.open_source
+    else:
+        opener_fn = opener
+    return opener_fn(location)
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_STORE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
+def _open_path(path: Path) -> SpanSource:
+    """A store or an OTLP JSON file, told apart by the first bytes (an empty `.db` file is an empty store)."""
+    if not path.exists():
+        raise SourceError(f"no such file: {path}")
+    if path.is_dir():
+        raise SourceError(f"{path} is a folder; give a store file or an OTLP JSON file")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(512)
+    except OSError as error:
+        raise SourceError(f"cannot read {path}: {error.strerror or error}") from None
+    if head.startswith(_SQLITE_HEADER) or path.suffix.lower() in _STORE_SUFFIXES:
+        from .store import StoreSource
+
+        return StoreSource(path, must_exist=True)
+    if head.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"["):
+        from .otlp_json import OtlpJsonSource
+
+        return OtlpJsonSource(path)
+    raise SourceError(f"{path} is neither an agentotel store (SQLite) nor an OTLP JSON file")

@@ -1,0 +1,258 @@
+"""OTLP JSON files as a source: `ExportTraceServiceRequest` / `TracesData` documents in the OTLP "JSON Protobuf
+Encoding", one per file or one per line (the OpenTelemetry Collector `file` exporter's JSON Lines).
+
+What the encoding says, and what is accepted beyond it because real files differ:
+- trace and span ids are hex strings (base64, the generic protobuf JSON mapping, is accepted too);
+- enums (span kind, status code) are integers (their names, `SPAN_KIND_CLIENT`, are accepted too);
+- 64-bit integers (times, int attribute values) may be strings or numbers;
+- field names are lowerCamelCase (`resourceSpans`; the proto names `resource_spans` are accepted too, and the
+  old `instrumentationLibrarySpans`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from .. import semconv as sc
+from ..records import ExceptionInfo, SpanRecord
+from . import RecordsSource, SourceError
+
+__all__ = ["OtlpJsonSource", "read_otlp_json", "records_from_otlp_json"]
+
+_KINDS = {0: "INTERNAL", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+_STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+class _BadDocument(ValueError):
+    """A document that is JSON but not OTLP traces; the message says what is wrong."""
+
+
+def _field(obj: Mapping[str, Any], camel: str, snake: str | None = None) -> Any:
+    if camel in obj:
+        return obj[camel]
+    return obj.get(snake) if snake is not None else None
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _BadDocument(f"{what} is not a list")
+    return value
+
+
+def _id(value: Any, size: int, what: str) -> str | None:
+    """An id as lowercase hex of `size` bytes, from hex or base64 text; `None` for an empty or all-zero id."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise _BadDocument(f"{what} {value!r} is not a string")
+    if len(value) == size * 2 and set(value) <= _HEX:
+        text = value.lower()
+    else:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != size:
+            raise _BadDocument(f"{what} {value!r} is not {size * 2} hex digits")
+        text = raw.hex()
+    return None if set(text) == {"0"} else text
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise _BadDocument(f"{what} {value!r} is not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise _BadDocument(f"{what} {value!r} is not an integer")
+
+
+def _enum(value: Any, names: Mapping[int, str], prefix: str, default: str) -> str:
+    if value is None:
+        return default
+    if isinstance(value, str) and not value.lstrip("-").isdigit():
+        name = value.upper().removeprefix(prefix)
+        return "INTERNAL" if name == "UNSPECIFIED" and prefix == "SPAN_KIND_" else name
+    try:
+        return names.get(int(value), default)
+    except (TypeError, ValueError):
+        return default
+
+
+def _value(any_value: Any) -> Any:
+    """The Python value of an OTLP `AnyValue`."""
+    if not isinstance(any_value, Mapping):
+        return any_value
+    if "stringValue" in any_value or "string_value" in any_value:
+        return str(_field(any_value, "stringValue", "string_value"))
+    if "boolValue" in any_value or "bool_value" in any_value:
+        return bool(_field(any_value, "boolValue", "bool_value"))
+    if "intValue" in any_value or "int_value" in any_value:
+        return _int(_field(any_value, "intValue", "int_value"), "intValue")
+    if "doubleValue" in any_value or "double_value" in any_value:
+        raw = _field(any_value, "doubleValue", "double_value")
+        return float(raw)  # "NaN" and "Infinity" arrive as strings
+    if "arrayValue" in any_value or "array_value" in any_value:
+        array = _field(any_value, "arrayValue", "array_value") or {}
+        return [_value(v) for v in _list(array.get("values"), "arrayValue.values")]
+    if "kvlistValue" in any_value or "kvlist_value" in any_value:
+        kvlist = _field(any_value, "kvlistValue", "kvlist_value") or {}
+        return _attributes(kvlist.get("values"))
+    if "bytesValue" in any_value or "bytes_value" in any_value:
+        return str(_field(any_value, "bytesValue", "bytes_value"))
+    return None
+
+
+def _attributes(values: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for item in _list(values, "attributes"):
+        if not isinstance(item, Mapping) or "key" not in item:
+            raise _BadDocument("an attribute has no key")
+        value = _value(item.get("value"))
+        if value is not None:
+            result[str(item["key"])] = value
+    return result
+
+
+def _exceptions(events: Any) -> tuple[ExceptionInfo, ...]:
+    found = []
+    for event in _list(events, "events"):
+        if not isinstance(event, Mapping) or event.get("name") != "exception":
+            continue
+        attributes = _attributes(event.get("attributes"))
+        stacktrace = attributes.get(sc.EXCEPTION_STACKTRACE)
+        found.append(
+            ExceptionInfo(
+                type=str(attributes.get(sc.EXCEPTION_TYPE, "Exception")),
+                message=str(attributes.get(sc.EXCEPTION_MESSAGE, "")),
+                stacktrace=None if stacktrace is None else str(stacktrace),
+            )
+        )
+    return tuple(found)
+
+
+def _span(span: Mapping[str, Any], service_name: str | None) -> SpanRecord:
+    trace_id = _id(_field(span, "traceId", "trace_id"), 16, "traceId")
+    span_id = _id(_field(span, "spanId", "span_id"), 8, "spanId")
+    if trace_id is None or span_id is None:
+        raise _BadDocument("a span has no traceId or spanId")
+    status = _field(span, "status") or {}
+    if not isinstance(status, Mapping):
+        raise _BadDocument("a span's status is not an object")
+    end = _field(span, "endTimeUnixNano", "end_time_unix_nano")
+    end_ns = None if end in (None, "", 0, "0") else _int(end, "endTimeUnixNano")
+    return SpanRecord(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=_id(_field(span, "parentSpanId", "parent_span_id"), 8, "parentSpanId"),
+        name=str(span.get("name", "")),
+        kind=_enum(span.get("kind"), _KINDS, "SPAN_KIND_", "INTERNAL"),
+        start_ns=_int(_field(span, "startTimeUnixNano", "start_time_unix_nano") or 0, "startTimeUnixNano"),
+        end_ns=end_ns,
+        attributes=_attributes(span.get("attributes")),
+        status_code=_enum(status.get("code"), _STATUS, "STATUS_CODE_", "UNSET"),
+        status_message=status.get("message") or None,
+        exceptions=_exceptions(span.get("events")),
+        service_name=service_name,
+    )
+
+
+def _resource_spans(document: Any) -> Iterator[Any]:
+    """The `resourceSpans` of a document, or of each document in a JSON array."""
+    if isinstance(document, list):
+        for item in document:
+            yield from _resource_spans(item)
+        return
+    if not isinstance(document, Mapping):
+        raise _BadDocument("not an OTLP traces document (expected an object with resourceSpans)")
+    if "resourceSpans" not in document and "resource_spans" not in document:
+        if "resourceMetrics" in document or "resourceLogs" in document:
+            raise _BadDocument("holds metrics or logs, not traces")
+        raise _BadDocument("not an OTLP traces document (no resourceSpans)")
+    yield from _list(_field(document, "resourceSpans", "resource_spans"), "resourceSpans")
+
+
+def records_from_otlp_json(document: Any) -> list[SpanRecord]:
+    """Span records of one parsed OTLP JSON document (`ExportTraceServiceRequest` or `TracesData`), or of a list
+    of them. Raises `ValueError` naming what is not OTLP."""
+    records: list[SpanRecord] = []
+    for resource_spans in _resource_spans(document):
+        if not isinstance(resource_spans, Mapping):
+            raise _BadDocument("a resourceSpans entry is not an object")
+        resource = resource_spans.get("resource") or {}
+        resource_attributes = _attributes(resource.get("attributes")) if isinstance(resource, Mapping) else {}
+        service = resource_attributes.get(sc.SERVICE_NAME)
+        service_name = None if service is None else str(service)
+        scopes = _field(resource_spans, "scopeSpans", "scope_spans")
+        if scopes is None:
+            scopes = _field(resource_spans, "instrumentationLibrarySpans", "instrumentation_library_spans")
+        for scope_spans in _list(scopes, "scopeSpans"):
+            if not isinstance(scope_spans, Mapping):
+                raise _BadDocument("a scopeSpans entry is not an object")
+            for span in _list(scope_spans.get("spans"), "spans"):
+                if not isinstance(span, Mapping):
+                    raise _BadDocument("a span is not an object")
+                records.append(_span(span, service_name))
+    return records
+
+
+def _documents(text: str) -> Iterable[tuple[int | None, Any]]:
+    """(line number or None, parsed document): the whole text as one JSON document, else one per line."""
+    try:
+        return [(None, json.loads(text))]
+    except json.JSONDecodeError as whole_error:
+        lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        if len(lines) <= 1:
+            raise _BadDocument(f"not valid JSON ({whole_error.msg} at line {whole_error.lineno})") from None
+        documents = []
+        for number, line in lines:
+            try:
+                documents.append((number, json.loads(line)))
+            except json.JSONDecodeError as error:
+                raise _BadDocument(f"line {number} is not valid JSON ({error.msg})") from None
+        return documents
+
+
+def read_otlp_json(path: str | Path) -> list[SpanRecord]:
+    """Span records of an OTLP JSON or JSON Lines file. Raises `SourceError` with a one-line message."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SourceError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
+    records: list[SpanRecord] = []
+    try:
+        for number, document in _documents(text):
+            try:
+                records.extend(records_from_otlp_json(document))
+            except (ValueError, TypeError) as error:
+                where = f" line {number}" if number is not None else ""
+                raise _BadDocument(f"{where.strip()}: {error}" if where else str(error)) from None
+    except _BadDocument as error:
+        raise SourceError(f"{path} is not an OTLP JSON traces file: {error}") from None
+    return records
+
+
+class OtlpJsonSource(RecordsSource):
+    """Sessions in an OTLP JSON file, read whole when first asked."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(str(path))
+        self.path = Path(path)
+
+    def records(self) -> list[SpanRecord]:
+        return read_otlp_json(self.path)

@@ -1,0 +1,584 @@
+"""The embedded session store: spans kept in a local SQLite file, so sessions can be listed and replayed with no
+server.
+
+Where: `AGENTOTEL_STORE=<path>`, else `$XDG_DATA_HOME/agentotel/sessions.db` (`~/.local/share/...` without
+`XDG_DATA_HOME`); `AGENTOTEL_STORE=off` turns the store off. The file is created readable by its owner only,
+since it may hold prompts and completions.
+
+Several processes may write at once: the file is in WAL mode (readers never wait for writers), each batch is one
+`BEGIN IMMEDIATE` transaction, and a writer waits up to `WRITE_TIMEOUT_S` for another's lock. Spans are written
+with `INSERT OR REPLACE` on (trace id, span id), so a batch retried or exported twice is stored once.
+
+Two tables: `spans` (every span, normalised like a `SpanRecord`) and `sessions` (one row per session, filled when
+the session's root span arrives, with the totals it carries), so that listing sessions never reads spans.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from . import semconv as sc
+from .model import KIND_SESSION, Session
+from .records import ExceptionInfo, SpanRecord, record_from_span
+from .sources import SessionSummary, SourceError, normalise_state, since_ns, tags_of
+
+log = logging.getLogger("agentotel")
+
+STORE_ENV = "AGENTOTEL_STORE"
+OFF_VALUES = frozenset({"off", "none", "false", "0", "no"})
+SCHEMA_VERSION = 1
+WRITE_TIMEOUT_S = 10.0
+"""How long a writer waits for another process's write lock before the batch is given up."""
+READ_TIMEOUT_S = 5.0
+"""How long a reader waits for a lock (only a writer in exclusive locking mode blocks readers in WAL mode)."""
+
+__all__ = [
+    "STORE_ENV",
+    "Store",
+    "StoreError",
+    "StoreSpanExporter",
+    "default_store_path",
+    "store_exporters",
+    "store_path",
+]
+
+
+class StoreError(SourceError):
+    """The store cannot be read or written: damaged, locked, read-only, or from a newer agentotel. One-line
+    message."""
+
+
+# --- where the store is -----------------------------------------------------------------------------------------------
+
+
+def default_store_path(environ: Mapping[str, str] | None = None) -> Path:
+    """`$XDG_DATA_HOME/agentotel/sessions.db`, or `~/.local/share/agentotel/sessions.db`."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_DATA_HOME", "").strip()
+    root = Path(base).expanduser() if base and Path(base).expanduser().is_absolute() else None
+    if root is None:
+        root = Path.home() / ".local" / "share"
+    return root / "agentotel" / "sessions.db"
+
+
+def store_setting(environ: Mapping[str, str] | None = None) -> str | None:
+    """`AGENTOTEL_STORE` as set (stripped), or `None` when unset or empty."""
+    env = os.environ if environ is None else environ
+    value = env.get(STORE_ENV, "").strip()
+    return value or None
+
+
+def store_path(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The store's path per `AGENTOTEL_STORE` (the default path when unset); `None` when the store is off."""
+    value = store_setting(environ)
+    if value is None:
+        return default_store_path(environ)
+    if value.lower() in OFF_VALUES:
+        return None
+    return Path(value).expanduser()
+
+
+def store_exporters(*, other_export: bool, environ: Mapping[str, str] | None = None) -> list[SpanExporter]:
+    """The store's exporter, when the store should run: always when `AGENTOTEL_STORE` names a path; when it is
+    unset, only if nothing else exports (`other_export` false). Never raises."""
+    try:
+        setting = store_setting(environ)
+        if setting is None and other_export:
+            return []
+        path = store_path(environ)
+        return [] if path is None else [StoreSpanExporter(path)]
+    except Exception:
+        log.debug("Could not set up the session store", exc_info=True)
+        return []
+
+
+# --- rows -------------------------------------------------------------------------------------------------------------
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spans (
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    parent_span_id TEXT,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER,
+    status_code TEXT NOT NULL,
+    status_message TEXT,
+    attributes TEXT NOT NULL,
+    exceptions TEXT NOT NULL,
+    service_name TEXT,
+    session_id TEXT,
+    PRIMARY KEY (trace_id, span_id)
+);
+CREATE INDEX IF NOT EXISTS spans_session_id ON spans (session_id);
+CREATE INDEX IF NOT EXISTS spans_start_ns ON spans (start_ns);
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY,
+    trace_id TEXT NOT NULL,
+    span_id TEXT,
+    name TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER,
+    end_state TEXT,
+    end_state_reason TEXT,
+    cost REAL,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    llm_calls INTEGER NOT NULL DEFAULT 0,
+    tool_calls INTEGER NOT NULL DEFAULT 0,
+    error_count INTEGER NOT NULL DEFAULT 0,
+    parent_id TEXT,
+    service_name TEXT
+);
+CREATE INDEX IF NOT EXISTS sessions_trace_id ON sessions (trace_id);
+CREATE INDEX IF NOT EXISTS sessions_start_ns ON sessions (start_ns);
+CREATE INDEX IF NOT EXISTS sessions_end_ns ON sessions (end_ns);
+CREATE INDEX IF NOT EXISTS sessions_end_state ON sessions (end_state);
+CREATE INDEX IF NOT EXISTS sessions_parent_id ON sessions (parent_id);
+"""
+
+_SPAN_COLUMNS = (
+    "trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status_code, status_message, attributes, "
+    "exceptions, service_name, session_id"
+)
+_SESSION_COLUMNS = (
+    "session_id, trace_id, span_id, name, tags, start_ns, end_ns, end_state, end_state_reason, cost, input_tokens, "
+    "output_tokens, llm_calls, tool_calls, error_count, parent_id, service_name"
+)
+
+
+def _json_default(value: object) -> object:
+    return list(value) if isinstance(value, (tuple, set, frozenset)) else str(value)
+
+
+def _span_row(record: SpanRecord) -> tuple[Any, ...]:
+    session_id = record.attributes.get(sc.SESSION_ID)
+    exceptions = [{"type": e.type, "message": e.message, "stacktrace": e.stacktrace} for e in record.exceptions]
+    return (
+        record.trace_id,
+        record.span_id,
+        record.parent_span_id,
+        record.name,
+        record.kind,
+        int(record.start_ns),
+        None if record.end_ns is None else int(record.end_ns),
+        record.status_code,
+        record.status_message,
+        json.dumps(dict(record.attributes), default=_json_default, ensure_ascii=False),
+        json.dumps(exceptions, ensure_ascii=False),
+        record.service_name,
+        None if session_id is None else str(session_id),
+    )
+
+
+def _int_attr(attributes: Mapping[str, Any], key: str) -> int:
+    value = attributes.get(key)
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+def _session_row(record: SpanRecord) -> tuple[Any, ...] | None:
+    """The `sessions` row of an ended session root span (`None` for any other span)."""
+    attributes = record.attributes
+    if attributes.get(sc.AGENTOTEL_STEP_KIND) != KIND_SESSION or record.end_ns is None:
+        return None
+    session = Session.from_root(record)  # the same reading of the root span as everywhere else
+    cost = attributes.get(sc.AGENTOTEL_SESSION_COST_AMOUNT)
+    return (
+        session.id,
+        session.trace_id,
+        session.span_id,
+        session.name,
+        json.dumps(session.tags, ensure_ascii=False),
+        session.start_ns,
+        session.end_ns,
+        session.end_state,
+        session.end_state_reason,
+        float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None,
+        _int_attr(attributes, sc.AGENTOTEL_SESSION_USAGE_INPUT_TOKENS),
+        _int_attr(attributes, sc.AGENTOTEL_SESSION_USAGE_OUTPUT_TOKENS),
+        _int_attr(attributes, sc.AGENTOTEL_SESSION_LLM_CALL_COUNT),
+        _int_attr(attributes, sc.AGENTOTEL_SESSION_TOOL_CALL_COUNT),
+        _int_attr(attributes, sc.AGENTOTEL_SESSION_ERROR_COUNT),
+        session.parent_id,
+        record.service_name,
+    )
+
+
+def _record(row: sqlite3.Row | tuple[Any, ...]) -> SpanRecord:
+    exceptions = tuple(
+        ExceptionInfo(
+            type=str(e.get("type", "Exception")), message=str(e.get("message", "")), stacktrace=e.get("stacktrace")
+        )
+        for e in json.loads(row[10] or "[]")
+        if isinstance(e, dict)
+    )
+    attributes = json.loads(row[9] or "{}")
+    return SpanRecord(
+        trace_id=row[0],
+        span_id=row[1],
+        parent_span_id=row[2],
+        name=row[3],
+        kind=row[4],
+        start_ns=row[5],
+        end_ns=row[6],
+        attributes=attributes if isinstance(attributes, dict) else {},
+        status_code=row[7],
+        status_message=row[8],
+        exceptions=exceptions,
+        service_name=row[11],
+    )
+
+
+def _summary(row: sqlite3.Row | tuple[Any, ...]) -> SessionSummary:
+    tags = json.loads(row[4] or "[]")
+    return SessionSummary(
+        id=row[0],
+        trace_id=row[1],
+        span_id=row[2],
+        name=row[3],
+        tags=[str(t) for t in tags] if isinstance(tags, list) else [],
+        start_ns=row[5],
+        end_ns=row[6],
+        end_state=row[7],
+        end_state_reason=row[8],
+        cost=row[9],
+        input_tokens=row[10],
+        output_tokens=row[11],
+        llm_calls=row[12],
+        tool_calls=row[13],
+        error_count=row[14],
+        parent_id=row[15],
+        service_name=row[16],
+    )
+
+
+# --- the store --------------------------------------------------------------------------------------------------------
+
+
+def _store_error(path: Path, error: BaseException, timeout: float) -> StoreError:
+    """A one-line `StoreError` that says what is wrong with the store at `path`."""
+    name = getattr(error, "sqlite_errorname", "") or ""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or name.startswith("SQLITE_CORRUPT") or "not a database" in text:
+        return StoreError(f"{path} is damaged or is not an agentotel store ({text})")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return StoreError(f"the store {path} is locked by another process (waited {timeout:g}s); try again")
+    if name.startswith("SQLITE_READONLY") or "readonly" in text:
+        return StoreError(f"the store {path} is read-only ({text})")
+    if isinstance(error, OSError):
+        return StoreError(f"cannot open the store {path}: {error.strerror or text}")
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        return StoreError(f"cannot open the store {path} ({text})")
+    return StoreError(f"the store {path} cannot be used: {text}")
+
+
+class Store:
+    """A connection to a store file. Thread-safe (one connection, one lock). Raises `StoreError` only.
+
+    `create=True` makes the file (and its folder) when missing and the schema when empty; otherwise a missing
+    file is a `StoreError` and nothing is ever written by reading.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = False, timeout: float | None = None) -> None:
+        self.path = Path(path).expanduser()
+        self.timeout = (WRITE_TIMEOUT_S if create else READ_TIMEOUT_S) if timeout is None else timeout
+        self._lock = threading.RLock()
+        self._has_schema = False
+        try:
+            if create:
+                self._create_file()
+            elif not self.path.exists():
+                raise StoreError(f"no store at {self.path}")
+            mode = "rwc" if create else "rw"
+            self._db = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode={mode}",
+                uri=True,
+                timeout=self.timeout,
+                isolation_level=None,  # transactions are explicit: BEGIN IMMEDIATE ... COMMIT
+                check_same_thread=False,
+            )
+        except StoreError:
+            raise
+        except (sqlite3.Error, OSError) as error:
+            raise _store_error(self.path, error, self.timeout) from None
+        try:
+            with self._guard():
+                self._db.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+                self._check_version(create)
+        except StoreError:
+            self._db.close()
+            raise
+
+    def _create_file(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.path.exists():
+            # Created owner-only before SQLite opens it: SQLite gives its -wal and -shm files the same mode.
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+
+    def _check_version(self, create: bool) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {self.path} was written by a newer agentotel (schema {version}, this one knows "
+                f"{SCHEMA_VERSION}); upgrade agentotel or set AGENTOTEL_STORE to another path"
+            )
+        if version == SCHEMA_VERSION:
+            self._has_schema = True
+            return
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "spans" not in tables:
+            raise StoreError(f"{self.path} is a SQLite file but not an agentotel store")
+        if create:
+            self._create_schema()
+
+    def _create_schema(self) -> None:
+        # WAL lets readers (the CLI) read while apps write; it is a property of the file, set once.
+        mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()
+        if mode is None or str(mode[0]).lower() != "wal":
+            log.debug("The session store %s is not in WAL mode (%s)", self.path, mode)
+        with self._transaction():
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            if version < SCHEMA_VERSION:  # another process may have made it while this one waited for the lock
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._has_schema = True
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Holds the lock and turns any SQLite or file error into a `StoreError`."""
+        with self._lock:
+            try:
+                yield
+            except StoreError:
+                raise
+            except (sqlite3.Error, OSError) as error:
+                raise _store_error(self.path, error, self.timeout) from None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise
+        self._db.execute("COMMIT")
+
+    # --- writing ----------------------------------------------------------------------------------------------------
+
+    def write(self, records: Sequence[SpanRecord]) -> None:
+        """Stores span records (and a session row for each session root among them) in one transaction."""
+        if not records:
+            return
+        spans = [_span_row(r) for r in records]
+        sessions = [row for row in (_session_row(r) for r in records) if row is not None]
+        with self._guard():
+            if not self._has_schema:
+                self._create_schema()
+            with self._transaction():
+                self._db.executemany(f"INSERT OR REPLACE INTO spans ({_SPAN_COLUMNS}) VALUES ({_marks(13)})", spans)
+                if sessions:
+                    self._db.executemany(
+                        f"INSERT OR REPLACE INTO sessions ({_SESSION_COLUMNS}) VALUES ({_marks(17)})", sessions
+                    )
+
+    # --- reading ----------------------------------------------------------------------------------------------------
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._guard():
+            if not self._has_schema:
+                return []
+            return list(self._db.execute(sql, tuple(params)).fetchall())
+
+    def sessions(
+        self,
+        *,
+        since: datetime | timedelta | int | None = None,
+        tag: str | Sequence[str] | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+    ) -> list[SessionSummary]:
+        """Summaries of the stored sessions that started at or after `since`, carry every tag in `tag` and ended
+        in `state`, newest first, at most `limit`. Reads the sessions table only."""
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        bound = since_ns(since)
+        if bound is not None:
+            where.append("start_ns >= ?")
+            params.append(bound)
+        wanted = normalise_state(state)
+        if wanted is not None:
+            where.append("end_state = ?")
+            params.append(wanted)
+        for one in tags_of(tag):
+            where.append("EXISTS (SELECT 1 FROM json_each(sessions.tags) WHERE json_each.value = ?)")
+            params.append(one)
+        sql = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE {' AND '.join(where)} ORDER BY start_ns DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(max(0, int(limit)))
+        return [_summary(row) for row in self._query(sql, params)]
+
+    def summary(self, session_id: str) -> SessionSummary | None:
+        rows = self._query(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = ?", (session_id,))
+        return _summary(rows[0]) if rows else None
+
+    def records_for(self, session_id: str | None = None, *, trace_id: str | None = None) -> list[SpanRecord]:
+        """The span records of a session (with those of the sessions nested in it), or of a whole trace."""
+        if session_id is not None:
+            sql = (
+                "WITH RECURSIVE tree(id) AS (SELECT ? UNION SELECT s.session_id FROM sessions s JOIN tree "
+                f"ON s.parent_id = tree.id) SELECT {_SPAN_COLUMNS} FROM spans "
+                "WHERE session_id IN (SELECT id FROM tree) ORDER BY start_ns"
+            )
+            return [_record(row) for row in self._query(sql, (session_id,))]
+        if trace_id is not None:
+            sql = f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id = ? ORDER BY start_ns"
+            return [_record(row) for row in self._query(sql, (trace_id.lower(),))]
+        raise ValueError("records_for() needs a session id or a trace id")
+
+    def last_session_id(self) -> str | None:
+        """The id of the session that ended last (the outermost one, when nested sessions end together)."""
+        rows = self._query("SELECT session_id FROM sessions ORDER BY end_ns DESC, start_ns ASC LIMIT 1")
+        return rows[0][0] if rows else None
+
+    def session_ids_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
+        return [
+            row[0]
+            for row in self._query(
+                "SELECT session_id FROM sessions WHERE session_id >= ? AND session_id < ? ORDER BY start_ns LIMIT ?",
+                (prefix, prefix + "\U0010ffff", limit),
+            )
+        ]
+
+    def trace_ids_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
+        prefix = prefix.lower()
+        return [
+            row[0]
+            for row in self._query(
+                "SELECT DISTINCT trace_id FROM spans WHERE trace_id >= ? AND trace_id < ? LIMIT ?",
+                (prefix, prefix + "\U0010ffff", limit),
+            )
+        ]
+
+    def outermost_session_in_trace(self, trace_id: str) -> str | None:
+        """The first-started session of a trace that is not nested in another session of the trace."""
+        rows = self._query(
+            "SELECT session_id FROM sessions WHERE trace_id = ? AND (parent_id IS NULL OR parent_id NOT IN "
+            "(SELECT session_id FROM sessions WHERE trace_id = ?)) ORDER BY start_ns LIMIT 1",
+            (trace_id.lower(), trace_id.lower()),
+        )
+        return rows[0][0] if rows else None
+
+    def has_spans_of_session(self, session_id: str) -> bool:
+        return bool(self._query("SELECT 1 FROM spans WHERE session_id = ? LIMIT 1", (session_id,)))
+
+    def counts(self) -> tuple[int, int]:
+        """(sessions, spans) stored."""
+        sessions = self._query("SELECT COUNT(*) FROM sessions")
+        spans = self._query("SELECT COUNT(*) FROM spans")
+        return (sessions[0][0] if sessions else 0, spans[0][0] if spans else 0)
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Store {self.path}>"
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+# --- the exporter -----------------------------------------------------------------------------------------------------
+
+
+class StoreSpanExporter(SpanExporter):
+    """Writes each batch of spans to the store in one transaction. Use it through a `BatchSpanProcessor`, so the
+    app never waits for the disk.
+
+    Never raises: a store that cannot be opened or written (damaged, locked past the timeout, read-only) makes
+    `export` return FAILURE, with a warning logged the first time and debug lines after. The file is opened on
+    the first batch, so configuring the exporter touches no disk.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path).expanduser() if path is not None else (store_path() or default_store_path())
+        self._store: Store | None = None
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._warned = False
+        self._shut_down = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._shut_down:
+            return SpanExportResult.FAILURE
+        try:
+            records = [record_from_span(span) for span in spans]
+            with self._lock:
+                if self._store is not None and self._pid != os.getpid():
+                    # A forked child must not use its parent's SQLite connection (SQLite forbids it): it is left
+                    # alone, not closed, and the child opens its own.
+                    self._store = None
+                if self._store is None:
+                    self._store = Store(self.path, create=True)
+                    self._pid = os.getpid()
+                self._store.write(records)
+            return SpanExportResult.SUCCESS
+        except Exception as error:
+            self._report(error)
+            return SpanExportResult.FAILURE
+
+    def _report(self, error: Exception) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "agentotel could not write spans to the session store (%s); they are dropped. "
+                "Set AGENTOTEL_STORE to another path, or to off.",
+                error,
+            )
+        else:
+            log.debug("agentotel could not write spans to the session store: %s", error)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._shut_down = True
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"<StoreSpanExporter {self.path}>"
