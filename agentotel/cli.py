@@ -129,7 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog=PROG,
-        description="Agent sessions recorded by agentotel: list them, replay one, check them in CI, run a demo.",
+        description=(
+            "Agent sessions recorded by agentotel: list them, replay one (text or HTML), browse them, "
+            "check them in CI, run a demo."
+        ),
         epilog="Exit codes: 0 ok, 1 a check failed, 2 bad usage or input.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -157,7 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SESSION_ID|TRACE_ID|last",
         help="a session id, a trace id, a unique prefix of either, or `last` (the session that ended last; default)",
     )
+    replay.add_argument("--html", metavar="FILE", help="write the replay as one self-contained HTML page to FILE")
     replay.set_defaults(run=cmd_replay)
+
+    ui = commands.add_parser(
+        "ui",
+        parents=[common],
+        help="serve the sessions list and their replays in the browser (127.0.0.1)",
+        description="Serve a sessions list (filter by state, tag, time; sort by cost, duration) linking to replays.",
+    )
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0 picks a free one)")
+    ui.add_argument("--open", action="store_true", help="open the list in the default web browser")
+    ui.set_defaults(run=cmd_ui)
 
     check = commands.add_parser(
         "check",
@@ -228,10 +243,29 @@ def cmd_sessions(args: argparse.Namespace, out: Output) -> int:
 def cmd_replay(args: argparse.Namespace, out: Output) -> int:
     with _source(args) as source:
         session = source.session(args.ref)
-        if args.json:
+        if args.html:
+            from .replay.html import write_html
+
+            write_html(session, args.html)
+            out.line(f"Wrote {args.html}")
+        elif args.json:
             _print_json(out, session.to_dict())
         else:
             out.replay(session.replay(width=out.width))
+    return EXIT_OK
+
+
+def cmd_ui(args: argparse.Namespace, out: Output) -> int:
+    from . import ui
+
+    with _source(args) as source:
+        ui.serve(
+            lambda: source.sessions(limit=ui.MAX_ROWS),
+            load_session=source.session,
+            host=args.host,
+            port=args.port,
+            open_browser=args.open,
+        )
     return EXIT_OK
 
 

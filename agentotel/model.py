@@ -8,10 +8,12 @@ until a record is added.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from . import semconv as sc
@@ -398,6 +400,16 @@ class Session:
         from .replay.text import render_text
 
         return render_text(self, width=width)
+
+    def to_html(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The session as one self-contained HTML page (timeline, scrubber, detail pane; no network needed),
+        also written to `path` (UTF-8) when given."""
+        from .replay.html import render_html
+
+        page = render_html(self)
+        if path is not None:
+            Path(path).write_text(page, encoding="utf-8")
+        return page
 
     def to_dict(self) -> dict[str, Any]:
         """The session as JSON-ready data, with the same fields as this class."""
