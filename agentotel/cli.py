@@ -17,7 +17,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from ._version import __version__
@@ -58,7 +58,7 @@ def parse_since(text: str) -> datetime:
         delta = timedelta()
         for amount, unit in _DURATION.findall(compact):
             delta += timedelta(**{_UNITS[unit.lower()]: float(amount)})
-        return datetime.now(timezone.utc) - delta
+        return datetime.now(UTC) - delta
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

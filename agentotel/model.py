@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,9 @@ _LLM_OPERATIONS = frozenset(
 )
 
 
+_USAGE_KEYS = (sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.GEN_AI_USAGE_PROMPT_TOKENS)
+
+
 def kind_of(attributes: Mapping[str, Any]) -> str:
     """What a span stands for in the agent's story, by agentotel's own mark or the GenAI attributes."""
     kind = attributes.get(sc.AGENTOTEL_STEP_KIND)
@@ -55,15 +58,15 @@ def kind_of(attributes: Mapping[str, Any]) -> str:
         return KIND_TOOL
     if operation in (sc.GEN_AI_OPERATION_NAME_VALUE_INVOKE_AGENT, sc.GEN_AI_OPERATION_NAME_VALUE_CREATE_AGENT):
         return KIND_AGENT
-    if operation in _LLM_OPERATIONS or sc.GEN_AI_USAGE_INPUT_TOKENS in attributes:
-        return KIND_LLM
-    if operation is not None or sc.GEN_AI_REQUEST_MODEL in attributes:
+    # Only a model call has an LLM operation or token usage; other spans that name a model (token counting,
+    # session creation) are not calls to be counted or priced.
+    if operation in _LLM_OPERATIONS or any(key in attributes for key in _USAGE_KEYS):
         return KIND_LLM
     return KIND_SPAN
 
 
 def _datetime(ns: int | None) -> datetime | None:
-    return None if ns is None else datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+    return None if ns is None else datetime.fromtimestamp(ns / 1e9, tz=UTC)
 
 
 def _error_of(record: SpanRecord) -> ExceptionInfo | None:
@@ -142,7 +145,7 @@ class Event:
             kind=kind,
             name=name,
             action_type=action_type,
-            start_time=_datetime(record.start_ns) or datetime.fromtimestamp(0, tz=timezone.utc),
+            start_time=_datetime(record.start_ns) or datetime.fromtimestamp(0, tz=UTC),
             duration=None if record.end_ns is None else max(0, record.end_ns - record.start_ns) / 1e9,
             params=params,
             returns=returns,
@@ -347,7 +350,7 @@ class Session:
 
     @property
     def start_time(self) -> datetime:
-        return _datetime(self.start_ns) or datetime.fromtimestamp(0, tz=timezone.utc)
+        return _datetime(self.start_ns) or datetime.fromtimestamp(0, tz=UTC)
 
     @property
     def end_time(self) -> datetime | None:

@@ -154,7 +154,11 @@ def usage_from_attributes(attributes: Mapping[str, Any]) -> Usage | None:
         input_tokens=_int(input_tokens),
         output_tokens=_int(output_tokens),
         cache_read_tokens=_int(attributes.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
-        cache_write_tokens=_int(attributes.get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)),
+        cache_write_tokens=_int(
+            attributes.get(
+                sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, attributes.get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)
+            )
+        ),
     )
 
 

@@ -215,7 +215,7 @@ GEN_AI_TOOL_TYPE: Final = 'gen_ai.tool.type'
 """Type of the tool utilized by the agent (function, extension, datastore)."""
 
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = 'gen_ai.usage.cache_creation.input_tokens'
-"""The number of input tokens written to a provider-managed cache."""
+"""Deprecated: Former name of gen_ai.usage.cache_write.input_tokens; read (never written) for older instrumentations."""
 
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = 'gen_ai.usage.cache_read.input_tokens'
 """The number of input tokens served from a provider-managed cache."""

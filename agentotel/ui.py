@@ -16,7 +16,7 @@ import threading
 import webbrowser
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -211,7 +211,7 @@ def _sort_link(filters: Filters, key: str, text: str) -> str:
 
 
 def _started(start_ns: int) -> str:
-    return datetime.fromtimestamp(start_ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(start_ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _row_html(row: SessionRow, names: dict[str, str]) -> str:

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -224,13 +225,13 @@ def test_bad_since_names_the_value(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_since_accepts_durations_and_dates() -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert abs((now - parse_since("1h")) - timedelta(hours=1)) < timedelta(seconds=5)
     assert abs((now - parse_since("1h30m")) - timedelta(minutes=90)) < timedelta(seconds=5)
     assert abs((now - parse_since("2d")) - timedelta(days=2)) < timedelta(seconds=5)
-    assert parse_since("2026-11-01T10:00:00Z") == datetime(2026, 11, 1, 10, tzinfo=timezone.utc)
+    assert parse_since("2026-11-01T10:00:00Z") == datetime(2026, 11, 1, 10, tzinfo=UTC)
     assert parse_since("2026-11-01").tzinfo is not None
 
 

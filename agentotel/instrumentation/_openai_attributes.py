@@ -112,7 +112,7 @@ def _usage(input_tokens: Any, output_tokens: Any, details_in: Any, details_out: 
         sc.GEN_AI_USAGE_INPUT_TOKENS: as_int(input_tokens),  # OpenAI's count already includes cached tokens
         sc.GEN_AI_USAGE_OUTPUT_TOKENS: as_int(output_tokens),
         sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: as_int(field(details_in, "cached_tokens")),
-        sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: as_int(field(details_in, "cache_write_tokens")),
+        sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: as_int(field(details_in, "cache_write_tokens")),
         sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: as_int(field(details_out, "reasoning_tokens")),
     }
 

@@ -18,7 +18,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -101,7 +101,7 @@ class SessionSummary:
 
     @property
     def start_time(self) -> datetime:
-        return datetime.fromtimestamp(self.start_ns / 1e9, tz=timezone.utc)
+        return datetime.fromtimestamp(self.start_ns / 1e9, tz=UTC)
 
     @property
     def duration(self) -> float | None:
@@ -118,9 +118,7 @@ class SessionSummary:
             "span_id": self.span_id,
             "parent_id": self.parent_id,
             "start_time": self.start_time.isoformat(),
-            "end_time": None
-            if self.end_ns is None
-            else datetime.fromtimestamp(self.end_ns / 1e9, tz=timezone.utc).isoformat(),
+            "end_time": None if self.end_ns is None else datetime.fromtimestamp(self.end_ns / 1e9, tz=UTC).isoformat(),
             "duration": self.duration,
             "end_state": self.end_state,
             "end_state_reason": self.end_state_reason,
@@ -139,7 +137,7 @@ def since_ns(since: datetime | timedelta | int | None) -> int | None:
     if since is None:
         return None
     if isinstance(since, timedelta):
-        since = datetime.now(timezone.utc) - since
+        since = datetime.now(UTC) - since
     if isinstance(since, datetime):
         if since.tzinfo is None:
             since = since.astimezone()  # a naive moment is local time, as a person typed it

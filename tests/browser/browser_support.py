@@ -6,7 +6,7 @@ durations."""
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ NARROW = {"width": 400, "height": 800}
 class FakeClock:
     """agentotel's clock for a test: each reading moves 1 ms on, and `sleep()` moves it as far as asked."""
 
-    def __init__(self, start: datetime = datetime(2026, 11, 3, 9, 30, tzinfo=timezone.utc)) -> None:
+    def __init__(self, start: datetime = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)) -> None:
         self.now = int(start.timestamp()) * 1_000_000_000
 
     def __call__(self) -> int:
@@ -47,7 +47,7 @@ class FakeClock:
         self.now += int(seconds * 1e9)
 
     def datetime(self) -> datetime:
-        return datetime.fromtimestamp(self() / 1e9, tz=timezone.utc)
+        return datetime.fromtimestamp(self() / 1e9, tz=UTC)
 
 
 def llm_call(
