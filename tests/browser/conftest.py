@@ -32,9 +32,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # --- the browser ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the run (each test opens its own context)."""
+    """One headless Chromium per module (each test opens its own context). Not per session: Playwright's sync API
+    keeps an event loop running on the main thread while it is open, which would break later `asyncio.run` calls."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

@@ -1,0 +1,190 @@
+"""What the tracing-backend sources (Jaeger, Tempo, Phoenix) share: how a session reference is resolved against a
+backend that answers two questions — "the spans of trace T" and "the traces holding a span with these attribute
+values, in this time window" — and how session lists are made from the answers.
+
+Each backend module implements those two questions (`trace_records`, `find_records`); everything else, the
+time window, `last`, trace ids given with or without leading zeros, prefixes, summaries, is here, once.
+
+Options every backend location takes (`jaeger+http://host:16686?lookback=7d&limit=200`):
+- `lookback`: how far back lists and searches reach when no `since` is given (`24h` by default; `90m`, `7d`,
+  or seconds); a session looked up by its id is searched over at least 7 days;
+- `limit`: how many traces one search fetches at most (100 by default);
+- `timeout` (seconds) and `max_bytes`: see `_http`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from abc import abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+from .. import semconv as sc
+from ..model import KIND_SESSION, Session, build_sessions
+from ..records import SpanRecord
+from . import (
+    SessionNotFound,
+    SessionSummary,
+    SourceError,
+    SpanSource,
+    find_session,
+    matches,
+    normalise_state,
+    since_ns,
+    tags_of,
+)
+from ._http import Location, parse_location
+
+__all__ = ["DEFAULT_LOOKBACK", "ID_LOOKBACK", "RemoteSource", "dedupe", "parse_duration", "redacted", "trace_id_of"]
+
+DEFAULT_LOOKBACK = timedelta(hours=24)
+ID_LOOKBACK = timedelta(days=7)
+"""The least window a session id is searched over (Tempo's default largest search window is 168 h)."""
+DEFAULT_SEARCH_LIMIT = 100
+_FUTURE_SLACK_NS = 60 * 1_000_000_000  # clocks of other hosts may run a little ahead of ours
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90m`, `24h`, `7d`, `2w`, `30s` or plain seconds. Raises `SourceError` for anything else."""
+    found = _DURATION.match(text)
+    if not found:
+        raise SourceError(f"lookback must be a duration such as 24h, 7d or 90m, not {text!r}")
+    return timedelta(seconds=float(found.group(1)) * _UNITS[found.group(2) or "s"])
+
+
+def trace_id_of(ref: str) -> str | None:
+    """`ref` as a 32-digit lowercase trace id, when it can be one: hex of at most 32 digits (backends drop leading
+    zeros, and 64-bit trace ids exist). `None` otherwise."""
+    text = ref.strip()
+    if len(text) <= 32 and _HEX.fullmatch(text):
+        return text.lower().rjust(32, "0")
+    return None
+
+
+def redacted(location: str) -> str:
+    """The location with the password of `user:password@host` masked: locations appear in messages and output."""
+    head, sep, rest = location.partition("://")
+    authority, slash, tail = rest.partition("/")
+    credentials, at, host = authority.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return location
+    user = credentials.split(":", 1)[0]
+    return f"{head}{sep}{user}:***@{host}{slash}{tail}"
+
+
+def dedupe(records: Iterable[SpanRecord]) -> list[SpanRecord]:
+    """Records without repeats (a trace found through two services, a span on two pages)."""
+    seen: dict[tuple[str, str], SpanRecord] = {}
+    for record in records:
+        seen.setdefault((record.trace_id, record.span_id), record)
+    return list(seen.values())
+
+
+class RemoteSource(SpanSource):
+    """A tracing backend read over HTTP. Subclasses answer `trace_records` and `find_records`."""
+
+    what: ClassVar[str] = "backend"
+    """The backend's name, for messages."""
+    scheme: ClassVar[str] = ""
+
+    def __init__(self, location: str) -> None:
+        self.where: Location = parse_location(location, self.scheme)
+        self.location = redacted(location)
+        lookback = self.where.option("lookback")
+        self.lookback = parse_duration(lookback) if lookback else DEFAULT_LOOKBACK
+        limit = self.where.option("limit")
+        try:
+            self.search_limit = int(limit) if limit else DEFAULT_SEARCH_LIMIT
+        except ValueError:
+            raise SourceError(f"limit must be a whole number, not {limit!r}") from None
+
+    # what a backend answers ----------------------------------------------------------------------------------
+
+    @abstractmethod
+    def trace_records(self, trace_id: str) -> list[SpanRecord] | None:
+        """Every span of the trace (a 32-digit lowercase hex id); `None` when the backend has no such trace."""
+
+    @abstractmethod
+    def find_records(
+        self, attributes: Mapping[str, str], *, start_ns: int, end_ns: int, limit: int
+    ) -> list[SpanRecord]:
+        """Every span of the traces (at most `limit`, newest first where the backend can) that hold a span
+        whose attributes have all these values and which started in [start_ns, end_ns]."""
+
+    # SpanSource ----------------------------------------------------------------------------------------------
+
+    def sessions(
+        self,
+        *,
+        since: datetime | timedelta | int | None = None,
+        tag: str | Sequence[str] | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+    ) -> list[SessionSummary]:
+        bound, tags, wanted = since_ns(since), tags_of(tag), normalise_state(state)
+        found, services = self._recent_sessions(bound, wanted)
+        summaries = [
+            replace(SessionSummary.from_session(s), service_name=services.get((s.trace_id, s.span_id))) for s in found
+        ]
+        summaries = [s for s in summaries if matches(s, bound, tags, wanted)]
+        summaries.sort(key=lambda s: s.start_ns, reverse=True)
+        return summaries if limit is None else summaries[: max(0, limit)]
+
+    def session(self, ref: str) -> Session:
+        ref = ref.strip()
+        if not ref:
+            raise SessionNotFound("give a session id, a trace id or 'last'")
+        if ref == "last":
+            return find_session(self._recent_sessions(None, None)[0], ref, location=self.location)
+        trace_id = trace_id_of(ref)
+        if trace_id is not None and len(ref) >= 16:
+            found = self._trace_session(trace_id)
+            if found is not None:
+                return found
+        end = time.time_ns() + _FUTURE_SLACK_NS
+        start = end - int(max(self.lookback, ID_LOOKBACK).total_seconds() * 1e9)
+        records = self.find_records({sc.SESSION_ID: ref}, start_ns=start, end_ns=end, limit=self.search_limit)
+        if records:
+            for session in build_sessions(dedupe(records)):
+                if session.id == ref:
+                    return session
+        if trace_id is not None and len(ref) < 16:
+            # A trace id as Tempo and Jaeger print it, leading zeros dropped (or a hex prefix of a session id).
+            found = self._trace_session(trace_id)
+            if found is not None:
+                return found
+        # A prefix, or an id the backend's search cannot match exactly: among the recent sessions.
+        return find_session(self._recent_sessions(None, None)[0], ref, location=self.location)
+
+    def _trace_session(self, trace_id: str) -> Session | None:
+        """The outermost session of the trace, or the trace as a session when it holds none."""
+        records = self.trace_records(trace_id)
+        if not records:
+            return None
+        return find_session(build_sessions(dedupe(records)), trace_id, location=self.location)
+
+    # internals ---------------------------------------------------------------------------------------------------
+
+    def _window(self, since: int | None) -> tuple[int, int]:
+        end = time.time_ns() + _FUTURE_SLACK_NS
+        start = since if since is not None else end - int(self.lookback.total_seconds() * 1e9)
+        return start, end
+
+    def _recent_sessions(
+        self, since: int | None, state: str | None
+    ) -> tuple[list[Session], dict[tuple[str, str], str | None]]:
+        """The sessions of the traces that hold a session root span in the window (with that end state), and the
+        service of each span (by trace and span id) for the summaries."""
+        start, end = self._window(since)
+        query = {sc.AGENTOTEL_STEP_KIND: KIND_SESSION}
+        if state is not None:
+            query[sc.AGENTOTEL_SESSION_END_STATE] = state
+        records = dedupe(self.find_records(query, start_ns=start, end_ns=end, limit=self.search_limit))
+        sessions = build_sessions(records, include_traces_without_session=False)
+        return sessions, {(r.trace_id, r.span_id): r.service_name for r in records}
