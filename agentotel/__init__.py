@@ -7,6 +7,7 @@ from .events import ActionEvent, ErrorEvent, LLMEvent, ToolEvent, record
 from .model import FAIL, INDETERMINATE, SUCCESS, Event, Session, build_sessions
 from .records import ExceptionInfo, SpanRecord, records_from_spans
 from .sessions import LiveSession, end_all_sessions, end_session, get_session, session, start_session
+from .sources import open_source
 from .steps import agent, operation, record_action, tool
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "force_flush",
     "get_session",
     "init",
+    "open_source",
     "operation",
     "record",
     "record_action",
