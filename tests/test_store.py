@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -69,8 +70,9 @@ APP = textwrap.dedent(
         return query.upper()
 
     prefix, count, gate = sys.argv[1], int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None
-    if gate:  # start together with the other writer
+    if gate:  # start together with the other writer: say ready, then wait for the gate
         import os, time
+        open(f"{gate}.{prefix}.ready", "w").close()
         deadline = time.time() + 30
         while not os.path.exists(gate) and time.time() < deadline:
             time.sleep(0.005)
@@ -266,6 +268,11 @@ def test_two_processes_write_at_once_and_nothing_is_lost(tmp_path: Path) -> None
     tiny = {"AGENTOTEL_STORE": str(db), "OTEL_BSP_SCHEDULE_DELAY": "1", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "3"}
     gate = tmp_path / "go"
     first, second = run_app(tmp_path, "one", 150, gate, **tiny), run_app(tmp_path, "two", 150, gate, **tiny)
+    # Open the gate only once both are ready: importing takes seconds on a loaded machine, and one writer could
+    # otherwise finish before the other starts.
+    deadline = time.monotonic() + 60
+    while not all(Path(f"{gate}.{p}.ready").exists() for p in ("one", "two")) and time.monotonic() < deadline:
+        time.sleep(0.01)
     gate.touch()
     finish(first)
     finish(second)
