@@ -199,7 +199,11 @@ def operation(name_or_func: Any = None) -> Any:
     return _decorator(_operation_step, name_or_func)
 
 
-def record_action(action_type: str | Callable[..., Any] | None = None) -> Any:
+@overload
+def record_action(action_type: F) -> F: ...
+@overload
+def record_action(action_type: str | None = None) -> Callable[[F], F]: ...
+def record_action(action_type: Any = None) -> Any:
     """AgentOps' decorator: records each call as an action of `action_type`, params and returns included when
     content capture is on."""
     return _decorator(_action_step, action_type)
