@@ -1,0 +1,446 @@
+"""Turns worker results into the benchmark's figures, its targets (met or missed) and the Markdown tables that
+`run.py` prints and writes into `benchmarks/README.md`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from _harness import median
+
+KINDS = ("plain", "stream")
+README_START = "<!-- results:start -->"
+README_END = "<!-- results:end -->"
+PEER_ORDER = {
+    peer: i
+    for i, peer in enumerate(("agentotel", "otel-openai-v2", "traceloop", "openinference", "openlit", "agentops"))
+}
+STEP_FLOOR = {"agentotel+content": "floor+content"}
+"""The floor each step case is compared with (the bare span, unless named here)."""
+
+
+def _median_or_none(values: Sequence[float]) -> float | None:
+    return round(median(values), 1) if values else None
+
+
+def _failure(results: Sequence[dict[str, Any]]) -> str | None:
+    for found in results:
+        if found.get("status") != "ok":
+            return str(found.get("reason") or found.get("status"))
+    return None
+
+
+def llm_rows(
+    jobs: Sequence[Any], results: Sequence[Sequence[dict[str, Any]]], missing: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """LLM-call rows: for each peer and content mode, the CPU µs per call with no tracing and the µs the peer
+    adds (both measured in the same process; median over rounds), plain and streamed, and the ratio of that to the
+    fastest other peer's."""
+    rows: list[dict[str, Any]] = []
+    for job, found in zip(jobs, results, strict=True):
+        row: dict[str, Any] = {"peer": job.label["peer"], "content": job.label["mode"], "session": job.label["session"]}
+        ok = [r for r in found if r.get("status") == "ok"]
+        if not ok:
+            rows.append({**row, "status": "not-run", "reason": _failure(found)})
+            continue
+        first = ok[0]
+        row.update(
+            status="ok",
+            versions=first.get("versions"),
+            note=first.get("note"),
+            spans_per_call=first.get("spans_per_call"),
+            prompt_recorded=first.get("prompt_recorded"),
+            span_names=first.get("span_names"),
+            rounds=len(ok),
+        )
+        for kind in KINDS:
+            bases = [r["baseline"][kind]["cpu_us_min"] for r in ok]
+            added = [r["traced"][kind]["cpu_us_min"] - r["baseline"][kind]["cpu_us_min"] for r in ok]
+            row[f"{kind}_base_us"] = _median_or_none(bases)
+            row[f"{kind}_added_us"] = _median_or_none(added)
+            row[f"{kind}_added_per_round_us"] = [round(a, 1) for a in added]
+        rows.append(row)
+    for mode in ("off", "on"):
+        for kind in KINDS:
+            others = [
+                r[f"{kind}_added_us"]
+                for r in rows
+                if r["status"] == "ok" and r["content"] == mode and r["peer"] != "agentotel" and not r["session"]
+            ]
+            fastest = min(others) if others else None
+            for r in rows:
+                if r["content"] != mode or r["status"] != "ok":
+                    continue
+                added = r[f"{kind}_added_us"]
+                ratio = round(added / fastest, 2) if fastest is not None and fastest > 0 and added is not None else None
+                r[f"{kind}_ratio_to_fastest_peer"] = ratio
+    for entry in missing:
+        for mode in ("off", "on"):
+            rows.append({"peer": entry["peer"], "content": mode, "session": False, **entry})
+    rows.sort(key=lambda r: (r["content"], r["session"], PEER_ORDER.get(r["peer"], 99)))
+    return {"rows": rows}
+
+
+def step_rows(results: Sequence[Sequence[dict[str, Any]]], missing: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Step rows: each case's CPU µs per call and its ratio to the floor measured in the same process."""
+    rows: list[dict[str, Any]] = []
+    for found in results:
+        ok = [r for r in found if r.get("status") == "ok"]
+        if not ok:
+            first = found[0] if found else {}
+            rows.append(
+                {"peer": first.get("peer"), "case": first.get("peer"), "status": "not-run", "reason": _failure(found)}
+            )
+            continue
+        peer = ok[0]["peer"]
+        for case in ok[0]["cases"]:
+            if case.startswith("floor") and peer != "agentotel" and case != "floor":
+                continue
+            floor = STEP_FLOOR.get(case, "floor")
+            values = [r["cases"][case]["cpu_us_min"] for r in ok]
+            floors = [r["cases"][floor]["cpu_us_min"] for r in ok]
+            ratios = [v / f for v, f in zip(values, floors, strict=True) if f]
+            rows.append(
+                {
+                    "peer": peer,
+                    "case": case,
+                    "status": "ok",
+                    "us": _median_or_none(values),
+                    "floor": floor,
+                    "floor_us": _median_or_none(floors),
+                    "ratio_to_floor": round(median(ratios), 2) if ratios else None,
+                    "added_us": round(median([v - f for v, f in zip(values, floors, strict=True)]), 1),
+                    "rounds": len(ok),
+                    "versions": ok[0].get("versions"),
+                }
+            )
+    for entry in missing:
+        rows.append({"peer": entry["peer"], "case": entry["peer"], **entry})
+    return {"rows": rows}
+
+
+def _target(name: str, value: Any, limit: str, met: bool | None, note: str = "") -> dict[str, Any]:
+    return {"target": name, "value": value, "limit": limit, "met": met, "note": note}
+
+
+def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of issue 7, with the measured value and whether it is met (`None`: not measured)."""
+    found: list[dict[str, Any]] = []
+    for row in data.get("steps", {}).get("rows", []):
+        if row.get("peer") == "agentotel" and row.get("case") in ("agentotel", "agentotel+content"):
+            ratio = row.get("ratio_to_floor")
+            found.append(
+                _target(
+                    f"step overhead, {row['case']} vs {row['floor']}",
+                    ratio,
+                    "<= 1.2x",
+                    None if ratio is None else ratio <= 1.2,
+                )
+            )
+    for row in data.get("llm", {}).get("rows", []):
+        if row.get("peer") != "agentotel" or row.get("session"):
+            continue
+        for kind in KINDS:
+            if row.get("status") != "ok":
+                found.append(
+                    _target(
+                        f"LLM call ({kind}), content {row['content']}",
+                        None,
+                        "< 1x fastest peer",
+                        None,
+                        str(row.get("reason")),
+                    )
+                )
+                continue
+            ratio = row.get(f"{kind}_ratio_to_fastest_peer")
+            found.append(
+                _target(
+                    f"LLM call ({kind}), content {row['content']}: added us / fastest peer's",
+                    ratio,
+                    "< 1x",
+                    None if ratio is None else ratio < 1,
+                    f"+{row.get(f'{kind}_added_us')} us",
+                )
+            )
+    recon = data.get("reconstruction", {})
+    for key, label in (
+        ("otlp_json", "100,000-span session from OTLP JSON"),
+        ("store", "100,000-span session from the store"),
+    ):
+        part = recon.get(key, {})
+        value = part.get("total_s")
+        note = (
+            f"read {part.get('read_s')} s + build {part.get('build_s')} s"
+            if value is not None
+            else str(part.get("reason", ""))
+        )
+        found.append(_target(label, value, "<= 1 s", None if value is None else value <= 1.0, note))
+    listing = recon.get("sessions_list", {})
+    for key, label in (
+        ("sessions_s", "`agentotel sessions` over 100,000 stored sessions (in process)"),
+        ("command_s", "`agentotel sessions` over 100,000 stored sessions (the command)"),
+    ):
+        value = listing.get(key)
+        found.append(_target(label, value, "<= 0.5 s", None if value is None else value <= 0.5))
+    memory = data.get("memory", {})
+    if memory:
+        found.append(
+            _target(
+                "memory plateau over 1,000,000 spans",
+                memory.get("second_half_growth_mib"),
+                "second-half growth <= max(16 MiB, 5% of peak)",
+                memory.get("plateau"),
+                f"peak {memory.get('peak_rss_mib')} MiB",
+            )
+        )
+    return found
+
+
+# --- rendering ----------------------------------------------------------------------------------------------------
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _spread(values: Sequence[float]) -> str:
+    """The per-round values of a figure, lowest to highest: how far one run's noise moves it."""
+    return "…".join(f"{v:.0f}" for v in (min(values), max(values))) if values else "-"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _llm_table(data: dict[str, Any]) -> str:
+    rows = []
+    for r in data["llm"]["rows"]:
+        peer = r["peer"] + (" (in a session)" if r.get("session") else "")
+        if r.get("status") != "ok":
+            rows.append([peer, r["content"], *["-"] * 11, f"not run: {r.get('reason')}"])
+            continue
+        versions = r.get("versions") or {}
+        rows.append(
+            [
+                peer,
+                r["content"],
+                versions.get("openai"),
+                r["plain_base_us"],
+                r["plain_added_us"],
+                _spread(r["plain_added_per_round_us"]),
+                r.get("plain_ratio_to_fastest_peer"),
+                r["stream_base_us"],
+                r["stream_added_us"],
+                _spread(r["stream_added_per_round_us"]),
+                r.get("stream_ratio_to_fastest_peer"),
+                r.get("spans_per_call"),
+                r.get("prompt_recorded"),
+                ", ".join(r.get("span_names") or []),
+            ]
+        )
+    header = [
+        "peer",
+        "content",
+        "openai",
+        "plain: base µs",
+        "plain: +µs",
+        "rounds",
+        "x fastest peer",
+        "stream: base µs",
+        "stream: +µs",
+        "rounds",
+        "x fastest peer",
+        "spans/call",
+        "prompt in spans",
+        "span names / why not run",
+    ]
+    return _table(header, rows)
+
+
+def _steps_table(data: dict[str, Any]) -> str:
+    rows = []
+    for r in data["steps"]["rows"]:
+        if r.get("status") != "ok":
+            rows.append([r.get("peer"), r.get("case"), "-", "-", "-", "-", f"not run: {r.get('reason')}"])
+            continue
+        rows.append([r["peer"], r["case"], r["us"], r["floor"], r["floor_us"], r["added_us"], r["ratio_to_floor"]])
+    return _table(["venv", "case", "µs/call", "floor", "floor µs", "+µs", "x floor"], rows)
+
+
+def _processors_table(data: dict[str, Any]) -> str:
+    part = data["processors"]
+    if part.get("status") != "ok":
+        return f"not run: {part.get('reason')}"
+    rows = [
+        [
+            r["sessions"],
+            r["spans_per_s"],
+            r["floor_spans_per_s"],
+            r["added_us_per_span"],
+            r["ratio_to_floor"],
+            r["end_us_per_session"],
+            r["all_spans_filed"],
+            r["llm_calls_priced"],
+        ]
+        for r in part["rows"]
+    ]
+    table = _table(
+        [
+            "open sessions",
+            "spans/s (agentotel)",
+            "spans/s (bare SDK)",
+            "+µs/span",
+            "x floor",
+            "session end µs (wall)",
+            "every span filed",
+            "LLM spans priced",
+        ],
+        rows,
+    )
+    models = ", ".join(part.get("models_priced", []))
+    return f"{table}\n\nPrices resolved (once per model, then cached): {part.get('prices_resolved')} ({models})"
+
+
+def _reconstruction_table(data: dict[str, Any]) -> str:
+    part = data["reconstruction"]
+    if part.get("status") != "ok":
+        return f"not run: {part.get('reason')}"
+    rows = []
+    otlp = part.get("otlp_json", {})
+    store = part.get("store", {})
+    listing = part.get("sessions_list", {})
+    replay = part.get("replay", {})
+
+    def status(section: dict[str, Any]) -> str:
+        return "" if section.get("status") == "ok" else f"{section.get('status')}: {section.get('reason')}"
+
+    rows.append(
+        [
+            "session of 100,000 spans from OTLP JSON (read)",
+            otlp.get("read_s"),
+            "",
+            status(otlp) or f"{otlp.get('file_mib')} MiB file",
+        ]
+    )
+    rows.append(["... build_sessions + events", otlp.get("build_s"), "", ""])
+    rows.append(["... total", otlp.get("total_s"), "≤ 1", ""])
+    rows.append(
+        [
+            "session of 100,000 spans from the store (read)",
+            store.get("read_s"),
+            "",
+            status(store) or f"store writes {_fmt(store.get('write_spans_per_s'))} spans/s",
+        ]
+    )
+    rows.append(["... build_sessions + events", store.get("build_s"), "", ""])
+    rows.append(["... total", store.get("total_s"), "≤ 1", ""])
+    rows.append(
+        ["`agentotel sessions`, 100,000 stored (in process)", listing.get("sessions_s"), "≤ 0.5", status(listing)]
+    )
+    rows.append(
+        [
+            "`agentotel sessions`, 100,000 stored (the command)",
+            listing.get("command_s"),
+            "≤ 0.5",
+            f"process start alone: {listing.get('command_startup_s')} s",
+        ]
+    )
+    rows.append(["`agentotel check` over all 100,000", listing.get("check_all_s"), "", ""])
+    rows.append([f"text replay, {_fmt(replay.get('events'))} events", replay.get("text_s"), "", status(replay)])
+    html_note = (
+        f"{replay.get('html_mib')} MiB page"
+        if replay.get("html_status") == "ok"
+        else f"{replay.get('html_status')}: {replay.get('html_reason')}"
+    )
+    rows.append([f"HTML replay, {_fmt(replay.get('events'))} events", replay.get("html_s"), "", html_note])
+    return _table(["what", "seconds", "target", "note"], [[r[0], _fmt(r[1], 3), r[2], r[3]] for r in rows])
+
+
+def _memory_table(data: dict[str, Any]) -> str:
+    part = data["memory"]
+    if part.get("status") != "ok":
+        return f"not run: {part.get('reason')}"
+    curve = " → ".join(f"{p['rss_mib']:.0f}" for p in part["curve"])
+    rows = [[f"{p['spans']:,}", p["rss_mib"]] for p in part["curve"]]
+    summary = (
+        f"RSS (MiB) every {part['curve'][1]['spans'] if len(part['curve']) > 1 else '-'} spans: {curve}. "
+        f"Peak {part['peak_rss_mib']} MiB; growth over the second half {part['second_half_growth_mib']} MiB; "
+        f"plateau: {_fmt(part['plateau'])}. Ended sessions kept: {part['ended_sessions_kept']} "
+        f"(max_ended_sessions={part['settings']['max_ended_sessions']}, "
+        f"max_events_per_session={part['settings']['max_events_per_session']:,}); "
+        f"{part['us_per_span_wall']} µs/span wall."
+    )
+    return _table(["spans", "RSS MiB"], rows) + "\n\n" + summary
+
+
+def _targets_table(data: dict[str, Any]) -> str:
+    rows = [
+        [
+            t["target"],
+            _fmt(t["value"], 3) if isinstance(t["value"], float) else _fmt(t["value"]),
+            t["limit"],
+            {True: "met", False: "MISSED", None: "not measured"}[t["met"]],
+            t["note"],
+        ]
+        for t in data["targets"]
+    ]
+    return _table(["target", "value", "limit", "", "note"], rows)
+
+
+def render(data: dict[str, Any]) -> str:
+    """The tables, in Markdown (readable in a terminal too)."""
+    m = data["machine"]
+    parts = [
+        f"Measured {data['date']} on {m['nproc']} cores ({m['cpu']}), Python {m['python']}, load average "
+        f"{m['load_average']} at the start and {m.get('load_average_end')} at the end; `{data['command']}` took "
+        f"{data.get('elapsed_s')} s.",
+    ]
+    if "targets" in data:
+        parts += ["### Targets", _targets_table(data)]
+    sections = (
+        (
+            "llm",
+            "### 1. Per-LLM-call overhead (CPU µs per call; +µs = traced minus uninstrumented, same process)",
+            _llm_table,
+        ),
+        (
+            "steps",
+            "### 2. Per-step overhead (CPU µs per call; floor = bare `start_as_current_span`, same process)",
+            _steps_table,
+        ),
+        (
+            "processors",
+            "### 3. Processor cost (spans through agentotel's processors vs the bare SDK, same process)",
+            _processors_table,
+        ),
+        ("reconstruction", "### 4. Reconstruction and replay (wall seconds, best of 3)", _reconstruction_table),
+        ("memory", "### 5. Memory (1,000,000 spans in 10,000 sessions, default settings)", _memory_table),
+    )
+    for key, title, table in sections:
+        if key in data:
+            parts += [title, table(data)]
+    return "\n\n".join(parts) + "\n"
+
+
+def update_readme(path: Path, text: str) -> None:
+    """Replaces the results section of the README (between its markers) with `text`."""
+    readme = path.read_text(encoding="utf-8")
+    block = f"{README_START}\n{text}\n{README_END}"
+    pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
+    if pattern.search(readme):
+        readme = pattern.sub(lambda _m: block, readme)
+    else:
+        readme = readme.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(readme, encoding="utf-8")

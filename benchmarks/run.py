@@ -1,0 +1,249 @@
+"""Runs every agentotel benchmark, prints the tables and writes `benchmarks/results/latest.json`.
+
+    /work/venv/bin/python benchmarks/run.py                 # everything (~10 minutes on 2 cores)
+    /work/venv/bin/python benchmarks/run.py --only llm,steps
+    /work/venv/bin/python benchmarks/run.py --smoke         # seconds: correctness only (what CI runs)
+    /work/venv/bin/python benchmarks/run.py --readme        # also writes the tables into benchmarks/README.md
+
+Peers (other tracing SDKs) run in their own venvs, made by `python benchmarks/peers/setup.py`; a peer whose venv
+is missing gets a row that says so. Every measurement is a worker process (`bench_*.py`) that prints one JSON
+line; LLM-call and step workers run in `--rounds` rounds, in a shuffled order each round, and each figure is the
+median over rounds of each process's best block (CPU time per call). Overheads are always against a baseline
+measured in the same process: the calls before tracing is set up (LLM calls), or the bare SDK (steps, processors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import _harness as harness  # noqa: E402
+import _report as report  # noqa: E402
+from peers.setup import PEERS, is_ready, venv_python  # noqa: E402
+
+SCENARIOS = ("llm", "steps", "processors", "reconstruction", "memory")
+LLM_PEERS = ("agentotel", "otel-openai-v2", "traceloop", "openinference", "openlit", "agentops")
+STEP_PEERS = ("agentotel", "agentops", "traceloop")
+RESULTS = HERE / "results" / "latest.json"
+
+
+@dataclass
+class Profile:
+    """How much work each worker does: the full run, or the smoke run's few iterations."""
+
+    rounds: int
+    llm: list[str]
+    steps: list[str]
+    processors: list[str]
+    reconstruction: list[str]
+    memory: list[str]
+    timeout_s: float
+    peers: bool = True
+    llm_session: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+FULL = Profile(
+    rounds=3,
+    llm=["--blocks", "30", "--block", "20", "--warmup", "20", "--budget", "2.0"],
+    steps=["--blocks", "20", "--block", "300", "--warmup", "300", "--budget", "3.0"],
+    processors=["--sessions", "1,100,10000", "--spans", "20000", "--block", "1000"],
+    reconstruction=["--spans", "100000", "--stored-sessions", "100000", "--events", "10000", "--repeat", "3"],
+    memory=["--spans", "1000000", "--sessions", "10000", "--concurrent", "100", "--every", "100000"],
+    timeout_s=600,
+)
+SMOKE = Profile(
+    rounds=1,
+    llm=["--blocks", "3", "--block", "2", "--warmup", "1", "--budget", "0.5"],
+    steps=["--blocks", "3", "--block", "20", "--warmup", "5", "--budget", "0.5"],
+    processors=["--sessions", "1,10", "--spans", "200", "--block", "50"],
+    reconstruction=["--spans", "2000", "--stored-sessions", "300", "--events", "300", "--repeat", "1"],
+    memory=["--spans", "20000", "--sessions", "200", "--concurrent", "20", "--every", "5000"],
+    timeout_s=120,
+    peers=False,
+    llm_session=False,
+)
+
+
+@dataclass
+class Job:
+    scenario: str
+    script: str
+    python: str
+    args: list[str]
+    label: dict[str, Any]
+
+
+def _peer_python(peer: str) -> tuple[str | None, str | None]:
+    """(the interpreter that runs `peer`, or None and why not)."""
+    if peer == "agentotel":
+        return sys.executable, None
+    if peer not in PEERS:
+        return None, f"unknown peer {peer}"
+    if not is_ready(peer):
+        return None, "venv missing or out of date: run python benchmarks/peers/setup.py"
+    return str(venv_python(peer)), None
+
+
+def run_job(job: Job, timeout_s: float) -> dict[str, Any]:
+    """Runs one worker; its result (or why there is none), with the job's label."""
+    command = [job.python, str(HERE / job.script), *job.args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTOPS_", "TRACELOOP_"))}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    started = time.perf_counter()
+    try:
+        # A scratch working directory: some peers write files into it (AgentOps: agentops.log).
+        with tempfile.TemporaryDirectory(prefix="agentotel-bench-") as scratch:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env, cwd=scratch)
+    except subprocess.TimeoutExpired:
+        return {**job.label, "status": "error", "reason": f"timed out after {timeout_s:.0f}s"}
+    result = harness.parse_result(done.stdout)
+    if result is None:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        return {**job.label, "status": "error", "reason": f"exit {done.returncode}: {' | '.join(tail)}"[:400]}
+    result.setdefault("process_s", round(time.perf_counter() - started, 2))
+    return {**result, **job.label}
+
+
+def llm_jobs(profile: Profile) -> tuple[list[Job], list[dict[str, Any]]]:
+    jobs: list[Job] = []
+    missing: list[dict[str, Any]] = []
+    for peer in LLM_PEERS if profile.peers else ("agentotel",):
+        python, reason = _peer_python(peer)
+        if python is None:
+            missing.append({"peer": peer, "status": "not-run", "reason": reason})
+            continue
+        for mode in ("off", "on"):
+            args = ["--peer", peer, "--mode", mode, *profile.llm]
+            jobs.append(Job("llm", "bench_llm.py", python, args, {"peer": peer, "mode": mode, "session": False}))
+        if peer == "agentotel" and profile.llm_session:
+            args = ["--peer", peer, "--mode", "off", "--session", *profile.llm]
+            jobs.append(Job("llm", "bench_llm.py", python, args, {"peer": peer, "mode": "off", "session": True}))
+    return jobs, missing
+
+
+def step_jobs(profile: Profile) -> tuple[list[Job], list[dict[str, Any]]]:
+    jobs: list[Job] = []
+    missing: list[dict[str, Any]] = []
+    for peer in STEP_PEERS if profile.peers else ("agentotel",):
+        python, reason = _peer_python(peer)
+        if python is None:
+            missing.append({"peer": peer, "status": "not-run", "reason": reason})
+            continue
+        jobs.append(Job("steps", "bench_steps.py", python, ["--peer", peer, *profile.steps], {"peer": peer}))
+    return jobs, missing
+
+
+def run_rounds(jobs: list[Job], rounds: int, timeout_s: float, log: Any) -> list[list[dict[str, Any]]]:
+    """Each job once per round, in a different order each round; the results of each job, by job index."""
+    results: list[list[dict[str, Any]]] = [[] for _ in jobs]
+    for number in range(rounds):
+        order = list(range(len(jobs)))
+        random.Random(number).shuffle(order)
+        for index in order:
+            job = jobs[index]
+            found = run_job(job, timeout_s)
+            results[index].append(found)
+            log(f"  round {number + 1}/{rounds} {job.scenario} {json.dumps(job.label)}: {found.get('status')}")
+    return results
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 0
+    return {
+        "nproc": cores,
+        "cpu": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="a few iterations of each scenario, no peers")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    parser.add_argument("--rounds", type=int, help="rounds of LLM-call and step workers (default 3; smoke 1)")
+    parser.add_argument("--out", type=Path, default=None, help=f"where to write the JSON (default {RESULTS})")
+    parser.add_argument("--readme", action="store_true", help="write the tables into benchmarks/README.md")
+    parser.add_argument("--quiet", action="store_true", help="print only the tables")
+    args = parser.parse_args(argv)
+    profile = SMOKE if args.smoke else FULL
+    rounds = args.rounds or profile.rounds
+    wanted = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(unknown)}")
+
+    def log(text: str) -> None:
+        if not args.quiet:
+            print(text, file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    data: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "python benchmarks/run.py" + (" --smoke" if args.smoke else ""),
+        "smoke": args.smoke,
+        "machine": machine(),
+        "peers": {name: {"note": peer.note, "openai": peer.openai} for name, peer in PEERS.items()},
+    }
+    if "llm" in wanted:
+        log("LLM-call overhead ...")
+        jobs, missing = llm_jobs(profile)
+        data["llm"] = report.llm_rows(jobs, run_rounds(jobs, rounds, profile.timeout_s, log), missing)
+    if "steps" in wanted:
+        log("Step overhead ...")
+        jobs, missing = step_jobs(profile)
+        data["steps"] = report.step_rows(run_rounds(jobs, rounds, profile.timeout_s, log), missing)
+    for scenario, script, extra in (
+        ("processors", "bench_processors.py", profile.processors),
+        ("reconstruction", "bench_reconstruction.py", profile.reconstruction),
+        ("memory", "bench_memory.py", profile.memory),
+    ):
+        if scenario in wanted:
+            log(f"{scenario} ...")
+            data[scenario] = run_job(Job(scenario, script, sys.executable, extra, {}), profile.timeout_s)
+    data["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    data["elapsed_s"] = round(time.perf_counter() - started, 1)
+    data["targets"] = report.targets(data)
+    text = report.render(data)
+    print(text)
+    out = args.out or RESULTS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    log(f"wrote {out}")
+    if args.readme:
+        report.update_readme(HERE / "README.md", text)
+        log(f"wrote {HERE / 'README.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The benchmarks' smoke run (`benchmarks/run.py --smoke`): every scenario runs a few iterations and produces
+well-formed rows whose correctness checks hold. No timing is asserted: CI machines are too noisy for that."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNNER = ROOT / "benchmarks" / "run.py"
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [sys.executable, str(RUNNER), "--smoke", "--quiet", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "### Targets" in done.stdout, done.stdout[-3000:]
+    data: dict[str, Any] = json.loads(out.read_text())
+    return data
+
+
+def test_records_the_machine_and_the_command(smoke: dict[str, Any]) -> None:
+    assert smoke["smoke"] is True
+    assert smoke["machine"]["nproc"] >= 1
+    assert smoke["machine"]["python"].count(".") == 2
+    assert smoke["command"].startswith("python benchmarks/run.py")
+
+
+def test_llm_rows_trace_one_span_per_call_and_follow_content_capture(smoke: dict[str, Any]) -> None:
+    rows = {(r["peer"], r["content"]): r for r in smoke["llm"]["rows"]}
+    for content in ("off", "on"):
+        row = rows[("agentotel", content)]
+        if row["status"] != "ok" and str(row.get("reason", "")).startswith("pending"):
+            pytest.skip(row["reason"])
+        assert row["status"] == "ok", row
+        assert row["spans_per_call"] == pytest.approx(1.0, abs=0.05)
+        assert row["prompt_recorded"] is (content == "on")
+        for kind in ("plain", "stream"):
+            assert row[f"{kind}_base_us"] > 0
+            assert isinstance(row[f"{kind}_added_us"], float)
+            assert len(row[f"{kind}_added_per_round_us"]) == row["rounds"] == 1
+
+
+def test_step_rows_compare_each_case_with_its_floor(smoke: dict[str, Any]) -> None:
+    cases = {r["case"]: r for r in smoke["steps"]["rows"] if r["peer"] == "agentotel"}
+    assert {"floor", "agentotel", "agentotel+content"} <= set(cases)
+    assert cases["agentotel"]["floor"] == "floor"
+    assert cases["agentotel+content"]["floor"] == "floor+content"
+    for row in cases.values():
+        assert row["status"] == "ok" and row["us"] > 0 and row["ratio_to_floor"] > 0
+
+
+def test_processors_file_every_span_under_its_session_and_price_each_model_once(smoke: dict[str, Any]) -> None:
+    part = smoke["processors"]
+    assert part["status"] == "ok", part
+    assert [r["sessions"] for r in part["rows"]] == [1, 10]
+    for row in part["rows"]:
+        assert row["all_spans_filed"] is True
+        priced, seen = (int(n) for n in row["llm_calls_priced"].split("/"))
+        assert seen > 0 and priced == seen
+    assert part["prices_resolved"] == 1
+
+
+def test_reconstruction_rebuilds_every_span_and_replays(smoke: dict[str, Any]) -> None:
+    part = smoke["reconstruction"]
+    assert part["status"] == "ok", part
+    for key in ("otlp_json", "store"):
+        section = part[key]
+        if section["status"] == "pending":
+            continue
+        assert section["status"] == "ok", section
+        assert section["events"] == part["spans"] - 1  # every span but the session's root is an event
+    listing = part["sessions_list"]
+    if listing["status"] != "pending":
+        assert listing["status"] == "ok", listing
+        assert listing["sessions_stored"] == 300
+        assert listing["rows_listed"] == 20  # the default --limit
+        assert listing["command_ok"] is True
+    replay = part["replay"]
+    assert replay["status"] == "ok", replay
+    assert replay["events"] == 300 and replay["text_lines"] >= 300
+    assert replay["html_status"] in ("ok", "pending")
+
+
+def test_memory_curve_is_sampled_and_sessions_are_bounded(smoke: dict[str, Any]) -> None:
+    part = smoke["memory"]
+    assert part["status"] == "ok", part
+    assert part["spans"] == 20_000
+    assert [p["spans"] for p in part["curve"]] == [0, 5_000, 10_000, 15_000, 20_000]
+    assert all(p["rss_mib"] > 0 for p in part["curve"])
+    assert part["ended_sessions_kept"] <= part["settings"]["max_ended_sessions"]
+
+
+def test_targets_name_a_verdict_for_each_measured_target(smoke: dict[str, Any]) -> None:
+    names = [t["target"] for t in smoke["targets"]]
+    assert any(name.startswith("step overhead") for name in names)
+    assert any(name.startswith("LLM call") for name in names)
+    assert all(t["met"] in (True, False, None) for t in smoke["targets"])
