@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
@@ -84,10 +85,16 @@ def truncate(text: str, limit: int) -> tuple[str, bool]:
     return text[:keep] + TRUNCATION_MARK, True
 
 
+@functools.lru_cache(maxsize=4096)
+def _signature(func: Callable[..., Any]) -> inspect.Signature:
+    """A function's signature, computed once: `inspect.signature` costs more than the rest of a traced step."""
+    return inspect.signature(func)
+
+
 def bind_arguments(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The call's arguments by parameter name, without `self`/`cls`. Never raises: falls back to args/kwargs."""
     try:
-        bound = inspect.signature(func).bind_partial(*args, **kwargs)
+        bound = _signature(func).bind_partial(*args, **kwargs)
         arguments = dict(bound.arguments)
         for first in ("self", "cls"):
             arguments.pop(first, None)
