@@ -20,7 +20,6 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
     ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
@@ -30,6 +29,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from . import _clock as clock
 from . import semconv as sc
 from ._config import content_capture_from_env, settings
+from ._loss import batch_processor
 from .processors import CostSpanProcessor, ExportPipeline, SessionSpanProcessor
 from .store import store_exporters
 
@@ -52,10 +52,11 @@ _LOCAL_EXPORTERS = (InMemorySpanExporter, ConsoleSpanExporter)
 
 def _processor_for(exporter: SpanExporter) -> SpanProcessor:
     """A simple (synchronous) processor for in-process exporters, whose spans tests read at once; a batching one
-    for everything else, so that no network exporter ever blocks the app."""
+    for everything else, so that no network exporter ever blocks the app, whose lost spans are counted and whose
+    flush and shutdown are bounded (`_loss.py`)."""
     if isinstance(exporter, _LOCAL_EXPORTERS):
         return SimpleSpanProcessor(exporter)
-    return BatchSpanProcessor(exporter)
+    return batch_processor(exporter)
 
 
 def exporters_from_env() -> list[SpanExporter]:

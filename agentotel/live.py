@@ -6,7 +6,9 @@ most `settings.max_events_per_session` events (the rest are counted as dropped).
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -26,6 +28,10 @@ class SessionRegistry:
         self.last_ended: Session | None = None
         self.started_count = 0
         self._listeners: list[Callable[[Session], None]] = []
+        if hasattr(os, "register_at_fork"):
+            # Another thread may hold the lock at the fork: the child's copy would stay locked forever.
+            owner = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _new_lock_in(owner()))
 
     def add_listener(self, listener: Callable[[Session], None]) -> None:
         """Calls `listener(session)` each time a top-level session ends (the pytest summary uses this)."""
@@ -61,14 +67,18 @@ class SessionRegistry:
         session_id = record.attributes.get(sc.SESSION_ID)
         if session_id is None:
             return
-        with self._lock:
-            owner = self._active.get(str(session_id)) or self._ended.get(str(session_id))
+        # No lock for this lookup: each `get` is atomic, and it runs for every span of every session.
+        key = session_id if type(session_id) is str else str(session_id)
+        owner = self._active.get(key) or self._ended.get(key)
         if owner is None:
             return
         if record.span_id == owner.span_id:
             owner.apply_end(record)
             self._retire(owner)
             owner = self.get(owner.parent_id) if owner.parent_id else None
+        elif not owner.parent_id:
+            owner.add(record)  # the common case, a step of a session nested in no other: no walk up the chain
+            return
         seen: set[str] = set()
         while owner is not None and owner.id not in seen:
             seen.add(owner.id)
@@ -95,6 +105,11 @@ class SessionRegistry:
         with self._lock:
             self._ended.clear()
             self.last_ended = None
+
+
+def _new_lock_in(found: SessionRegistry | None) -> None:
+    if found is not None:
+        found._lock = threading.Lock()
 
 
 registry = SessionRegistry()

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import semconv as sc
 from ._content import parse_json
-from .pricing import cost_of_attributes, model_of, provider_of, usage_from_attributes
+from .pricing import Usage, model_of, prices, provider_of, usage_from_attributes
 from .records import ExceptionInfo, SpanRecord
 
 SUCCESS = sc.AGENTOTEL_SESSION_END_STATE_VALUE_SUCCESS
@@ -66,7 +66,23 @@ def kind_of(attributes: Mapping[str, Any]) -> str:
 
 
 def _datetime(ns: int | None) -> datetime | None:
-    return None if ns is None else datetime.fromtimestamp(ns / 1e9, tz=UTC)
+    """The moment `ns` nanoseconds after the epoch; `None` for none, or for a time no `datetime` holds (a
+    malformed span from a file or a backend)."""
+    if ns is None:
+        return None
+    try:
+        return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+    except (OverflowError, OSError, ValueError, TypeError):
+        return None
+
+
+def _tags_of(value: Any) -> list[str]:
+    """A session's tags from its root span: a list of text (one tag, when another tool wrote a single value)."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(t) for t in value]
+    return [str(value)]
 
 
 def _error_of(record: SpanRecord) -> ExceptionInfo | None:
@@ -78,9 +94,11 @@ def _error_of(record: SpanRecord) -> ExceptionInfo | None:
     return None
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
-    """One step of a session: an LLM call, a tool call, an action, an agent step, a nested session, a span."""
+    """One step of a session: an LLM call, a tool call, an action, an agent step, a nested session, a span.
+
+    Slotted: each live session keeps its events (up to `max_ended_sessions` sessions of them)."""
 
     kind: str
     name: str
@@ -107,6 +125,10 @@ class Event:
     start_ns: int
     end_ns: int | None
     attributes: Mapping[str, Any] = field(repr=False, default_factory=dict)
+    duplicate_of: str | None = None
+    """For an LLM call traced twice (by two instrumentations of the same call, one span inside the other): the
+    span id of the outer span, the one that counts. A duplicate is shown among the events but counted in no total
+    (`llm_calls`, cost, tokens)."""
 
     @property
     def failed(self) -> bool:
@@ -131,11 +153,19 @@ class Event:
         elif kind == KIND_LLM:
             params = parse_json(attrs.get(sc.GEN_AI_INPUT_MESSAGES))
             returns = parse_json(attrs.get(sc.GEN_AI_OUTPUT_MESSAGES))
-        usage = usage_from_attributes(attrs) if kind == KIND_LLM else None
+        usage: Usage | None = None
         cost: float | None = None
+        model: str | None = None
+        provider: str | None = None
         if kind == KIND_LLM:
+            usage = usage_from_attributes(attrs)
+            model = model_of(attrs)
+            provider = provider_of(attrs)
             recorded = attrs.get(sc.AGENTOTEL_USAGE_COST_AMOUNT)
-            cost = float(recorded) if isinstance(recorded, (int, float)) else cost_of_attributes(attrs)
+            if isinstance(recorded, (int, float)):
+                cost = float(recorded)
+            elif usage is not None:
+                cost = prices.cost(provider, model, usage)  # what `cost_of_attributes` does, usage read once
         name = record.name
         if kind == KIND_TOOL:
             name = action_type or name
@@ -150,8 +180,8 @@ class Event:
             params=params,
             returns=returns,
             error=_error_of(record),
-            model=model_of(attrs) if kind == KIND_LLM else None,
-            provider=provider_of(attrs) if kind == KIND_LLM else None,
+            model=model,
+            provider=provider,
             input_tokens=usage.input_tokens if usage else None,
             output_tokens=usage.output_tokens if usage else None,
             cache_read_tokens=usage.cache_read_tokens if usage else None,
@@ -185,6 +215,7 @@ class Event:
             "parent_span_id": self.parent_span_id,
             "trace_id": self.trace_id,
             "session_id": self.session_id,
+            "duplicate_of": self.duplicate_of,
         }
 
 
@@ -241,7 +272,7 @@ class Session:
             name=str(attrs.get(sc.GEN_AI_AGENT_NAME) or record.name),
             trace_id=record.trace_id,
             span_id=record.span_id,
-            tags=[str(t) for t in attrs.get(sc.AGENTOTEL_SESSION_TAGS) or ()],
+            tags=_tags_of(attrs.get(sc.AGENTOTEL_SESSION_TAGS)),
             parent_id=_str_or_none(attrs.get(sc.AGENTOTEL_SESSION_PARENT_ID)),
             start_ns=record.start_ns,
             conversation_id=_str_or_none(attrs.get(sc.GEN_AI_CONVERSATION_ID)),
@@ -297,6 +328,7 @@ class Session:
             if self._cache_key != len(self._records):
                 records = sorted(self._records, key=lambda r: r.start_ns)
                 self._events = [Event.from_record(r) for r in records]
+                _mark_duplicate_llm_calls(self._events)
                 self._cache_key = len(self._records)
             return list(self._events)
 
@@ -314,7 +346,8 @@ class Session:
 
     @property
     def llm_calls(self) -> list[Event]:
-        return self._of_kind(KIND_LLM)
+        """Model calls, each once: a call traced twice counts by its outer span (see `Event.duplicate_of`)."""
+        return [e for e in self.events if e.kind == KIND_LLM and e.duplicate_of is None]
 
     @property
     def errors(self) -> list[Event]:
@@ -383,7 +416,7 @@ class Session:
     def totals(self) -> dict[str, Any]:
         """The totals that the session's root span carries when it ends."""
         events = self.events
-        llm = [e for e in events if e.kind == KIND_LLM]
+        llm = [e for e in events if e.kind == KIND_LLM and e.duplicate_of is None]
         totals: dict[str, Any] = {
             sc.AGENTOTEL_SESSION_USAGE_INPUT_TOKENS: sum(e.input_tokens or 0 for e in llm),
             sc.AGENTOTEL_SESSION_USAGE_OUTPUT_TOKENS: sum(e.output_tokens or 0 for e in llm),
@@ -450,6 +483,46 @@ class Session:
 
     def __repr__(self) -> str:
         return f"<Session {self.name!r} id={self.id} state={self.end_state} events={len(self)} cost=${self.cost:.6f}>"
+
+
+_MAX_ANCESTORS = 64
+
+
+def _mark_duplicate_llm_calls(events: list[Event]) -> None:
+    """Marks the LLM calls traced twice. An LLM span that starts inside another LLM span of the same provider (two
+    instrumentations of one call, such as agentotel's and the official openai-v2 one, or a framework's model span
+    around the SDK's) is the same call. Of such a nest, the outermost span with token usage counts (the outermost
+    one when none has usage); the others get `duplicate_of` its span id."""
+    llm = [e for e in events if e.kind == KIND_LLM]
+    if len(llm) < 2:
+        return
+    by_id = {(e.trace_id, e.span_id): e for e in events}
+    nests: dict[tuple[str, str], list[tuple[int, Event]]] = {}
+    for event in llm:
+        outermost, depth, parent_id, steps = event, 0, event.parent_span_id, 0
+        while parent_id is not None and steps < _MAX_ANCESTORS:
+            ancestor = by_id.get((event.trace_id, parent_id))
+            if ancestor is None:
+                break
+            if ancestor.kind == KIND_LLM and _same_call(ancestor, event):
+                outermost, depth = ancestor, depth + 1
+            parent_id, steps = ancestor.parent_span_id, steps + 1
+        nests.setdefault((outermost.trace_id, outermost.span_id), []).append((depth, event))
+    for nest in nests.values():
+        if len(nest) < 2:
+            continue
+        members = [event for _, event in sorted(nest, key=lambda pair: pair[0])]
+        counted = next((e for e in members if e.input_tokens is not None or e.output_tokens is not None), members[0])
+        for event in members:
+            event.duplicate_of = None if event is counted else counted.span_id
+
+
+def _same_call(outer: Event, inner: Event) -> bool:
+    """Whether `inner`, a span under `outer`, can be the same model call: same provider (or one unknown), and it
+    started while `outer` was open (a span left current by mistake is not taken for the call it outlived)."""
+    if outer.provider is not None and inner.provider is not None and outer.provider != inner.provider:
+        return False
+    return outer.start_ns <= inner.start_ns and (outer.end_ns is None or inner.start_ns <= outer.end_ns)
 
 
 def build_sessions(records: Iterable[SpanRecord], *, include_traces_without_session: bool = True) -> list[Session]:

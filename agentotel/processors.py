@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from . import semconv as sc
 from .live import SessionRegistry, registry
 from .pricing import cost_attributes, cost_of_attributes
-from .records import record_from_span
+from .records import record_from_span, span_attributes
 
 log = logging.getLogger("agentotel")
 
@@ -57,6 +57,27 @@ def set_attributes_on_ending(span: Span, attributes: Mapping[str, Any]) -> None:
         log.debug("Could not set attributes on an ending span", exc_info=True)
 
 
+def _stamp(span: Span, session_id: str) -> None:
+    """Sets `session.id` on a span that is starting. Never raises.
+
+    `on_start` runs inside `start_span`, before the span is handed to anyone: the span's lock and the attribute
+    checks of `set_attribute` guard nothing yet, and cost a tenth of a bare span. So the id goes straight into the
+    SDK's attribute dict when the span's limits (attribute count and value length) leave room for it, and
+    through `set_attribute` otherwise (or when the SDK's internals are not what this expects).
+    """
+    bounded = getattr(span, "_attributes", None)
+    inner = getattr(bounded, "_dict", None)
+    if (
+        type(inner) is dict
+        and getattr(bounded, "_immutable", True) is False
+        and (bounded.maxlen is None or len(inner) < bounded.maxlen)  # type: ignore[union-attr]
+        and (bounded.max_value_len is None or len(session_id) <= bounded.max_value_len)  # type: ignore[union-attr]
+    ):
+        inner[sc.SESSION_ID] = session_id
+    else:
+        span.set_attribute(sc.SESSION_ID, session_id)
+
+
 class SessionSpanProcessor(SpanProcessor):
     """Stamps `session.id` on every span started inside a session, and files ended spans under their sessions."""
 
@@ -65,26 +86,22 @@ class SessionSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            attributes = span.attributes
-            if attributes is not None and sc.SESSION_ID in attributes:
-                return
             session_id = session_id_in(parent_context)
-            if session_id is not None:
-                span.set_attribute(sc.SESSION_ID, session_id)
+            if session_id is not None and sc.SESSION_ID not in span_attributes(span):
+                _stamp(span, session_id)
         except Exception:
             log.debug("Could not stamp a span with its session", exc_info=True)
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
-            attributes = span.attributes
-            if attributes is None or sc.SESSION_ID not in attributes:
+            if sc.SESSION_ID not in span_attributes(span):
                 return
             self._sessions.on_record(record_from_span(span))
         except Exception:
             log.debug("Could not file an ended span under its session", exc_info=True)
 
 
-_USAGE_KEYS = (sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.GEN_AI_USAGE_PROMPT_TOKENS)
+_INPUT, _OUTPUT, _PROMPT = sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.GEN_AI_USAGE_PROMPT_TOKENS
 
 
 class CostSpanProcessor(SpanProcessor):
@@ -93,10 +110,10 @@ class CostSpanProcessor(SpanProcessor):
 
     def _on_ending(self, span: Span) -> None:
         try:
-            attributes = span.attributes
-            if not attributes or sc.AGENTOTEL_USAGE_COST_AMOUNT in attributes:
-                return
-            if not any(key in attributes for key in _USAGE_KEYS):
+            attributes = span_attributes(span)
+            if not (_INPUT in attributes or _OUTPUT in attributes or _PROMPT in attributes):
+                return  # most spans: no usage, nothing to price
+            if sc.AGENTOTEL_USAGE_COST_AMOUNT in attributes:
                 return
             cost = cost_of_attributes(attributes)
             if cost is not None:

@@ -28,9 +28,12 @@ class ExceptionInfo:
         return f"{self.type}: {self.message}" if self.message else self.type
 
 
-@dataclass
+@dataclass(slots=True)
 class SpanRecord:
-    """One span, as any source gives it. Ids are lowercase hex (32 digits for traces, 16 for spans)."""
+    """One span, as any source gives it. Ids are lowercase hex (32 digits for traces, 16 for spans).
+
+    Slotted: live sessions keep up to `max_ended_sessions` sessions of records, so a record's size is memory.
+    """
 
     trace_id: str
     span_id: str
@@ -58,9 +61,9 @@ def format_span_id(value: int) -> str:
     return f"{value:016x}"
 
 
-def _exceptions(span: ReadableSpan) -> tuple[ExceptionInfo, ...]:
+def _exceptions(events: Sequence[Any]) -> tuple[ExceptionInfo, ...]:
     found = []
-    for event in span.events:
+    for event in events:
         if event.name != "exception":
             continue
         attrs = event.attributes or {}
@@ -78,24 +81,64 @@ _KIND_NAMES = {kind: kind.name for kind in SpanKind}
 _STATUS_NAMES = {code: code.name for code in StatusCode}
 
 
+def span_attributes(span: ReadableSpan) -> Mapping[str, Any]:
+    """A span's attributes as a plain dict, without a copy when the SDK keeps them in one. Never raises.
+
+    The SDK's mapping (`BoundedAttributes`, behind a `MappingProxyType` once the span has ended) answers a lookup
+    of a missing key by raising and catching a `KeyError`: several microseconds per span in the processors, which
+    look up keys most spans lack. Its plain dict answers in nanoseconds. Callers only read it; once the span has
+    ended nothing writes to it.
+    """
+    try:
+        inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+        if type(inner) is dict:
+            return inner
+        attributes = span.attributes
+        return dict(attributes) if attributes else {}
+    except Exception:
+        return {}
+
+
+_service_names: tuple[object, str | None] = (None, None)
+"""The last resource seen and its service name: a provider's spans share one resource object."""
+
+
+def _service_name(resource: Any) -> str | None:
+    global _service_names
+    seen, name = _service_names
+    if seen is resource:
+        return name
+    name = str(resource.attributes.get(sc.SERVICE_NAME)) if resource is not None else None
+    _service_names = (resource, name)
+    return name
+
+
 def record_from_span(span: ReadableSpan) -> SpanRecord:
-    """The record of an SDK span. Keeps a reference to the span's (immutable) attributes rather than a copy."""
-    context = span.context
-    parent = span.parent
-    resource = span.resource
+    """The record of an SDK span. Keeps a reference to the span's attributes (immutable once it has ended) rather
+    than a copy."""
+    if type(span) is ReadableSpan:
+        # What the SDK hands processors and exporters, read through the fields its properties return: this runs for
+        # every span of every live session, and a property call each (`.events` copies its list) doubles the cost.
+        # A subclass may compute its properties, so it is read through them.
+        context, parent, name, kind, status = span._context, span._parent, span._name, span._kind, span._status
+        start, end, events, resource = span._start_time, span._end_time, span._events, span._resource
+    else:
+        context, parent, name, kind, status = span.context, span.parent, span.name, span.kind, span.status
+        start, end, events, resource = span.start_time, span.end_time, span.events, span.resource
+    # Positional arguments: keywords would add a third to the cost of building the record.
     return SpanRecord(
-        trace_id=format_trace_id(context.trace_id) if context else "0" * 32,
-        span_id=format_span_id(context.span_id) if context else "0" * 16,
-        parent_span_id=format_span_id(parent.span_id) if parent is not None else None,
-        name=span.name,
-        kind=_KIND_NAMES.get(span.kind, "INTERNAL"),
-        start_ns=span.start_time or 0,
-        end_ns=span.end_time,
-        attributes=span.attributes or {},
-        status_code=_STATUS_NAMES.get(span.status.status_code, "UNSET"),
-        status_message=span.status.description,
-        exceptions=_exceptions(span) if span.events else (),
-        service_name=str(resource.attributes.get(sc.SERVICE_NAME)) if resource is not None else None,
+        f"{context.trace_id:032x}" if context else "0" * 32,
+        f"{context.span_id:016x}" if context else "0" * 16,
+        f"{parent.span_id:016x}" if parent is not None else None,
+        name,
+        _KIND_NAMES.get(kind, "INTERNAL"),
+        start or 0,
+        end,
+        span_attributes(span),
+        _STATUS_NAMES.get(status.status_code, "UNSET"),
+        status.description,
+        _exceptions(events) if events else (),
+        _service_name(resource),
     )
 
 

@@ -8,7 +8,11 @@ processes can stamp their spans with it). A session started inside another is it
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
+import time
+import uuid
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -39,23 +43,27 @@ class LiveSession(Session):
     _span: Span
     _parent_context: Context
     _token: object | None
+    _pid: int
+    """The process that started the session: only it ends the session's span."""
 
     def end(self, end_state: str = SUCCESS, end_state_reason: str | None = None) -> None:
-        """Ends the session (once; later calls do nothing) with its totals on its span. Never raises."""
+        """Ends the session (once; later calls do nothing) with its totals on its span. Never raises: should
+        recording the end fail, the session still ends and the context it made current is put back."""
         try:
             _end(self, end_state, end_state_reason)
         except Exception:
             log.debug("Could not end session %s", self.id, exc_info=True)
+            _end_untraced(self, end_state, end_state_reason)
 
     def add_tags(self, tags: Iterable[str]) -> None:
-        """Adds tags to a running session."""
-        for tag in tags:
-            if str(tag) not in self.tags:
-                self.tags.append(str(tag))
+        """Adds tags to a running session. Never raises: a tag that cannot be made text is left out."""
         try:
+            for tag in _tags(tags, with_defaults=False):
+                if tag not in self.tags:
+                    self.tags.append(tag)
             self._span.set_attribute(sc.AGENTOTEL_SESSION_TAGS, list(self.tags))
         except Exception:
-            pass
+            log.debug("Could not tag session %s", self.id, exc_info=True)
 
     @property
     def active(self) -> bool:
@@ -70,15 +78,40 @@ def current_session(ctx: Context | None = None) -> LiveSession | None:
     return None
 
 
-def _tags(tags: Any) -> list[str]:
+MAX_NAME_LENGTH = 256
+"""Longest session name (and tag) kept: a name goes into the span's name, which no OpenTelemetry limit bounds."""
+MAX_TAGS = 128
+
+
+def _text(value: Any, limit: int = MAX_NAME_LENGTH) -> str | None:
+    """`value` as text of at most `limit` characters (bytes decoded), or `None` when it cannot be. Never raises."""
+    try:
+        if isinstance(value, (bytes, bytearray)):
+            text = bytes(value[: limit * 4]).decode("utf-8", errors="replace")
+        else:
+            text = value if isinstance(value, str) else str(value)
+        return text[:limit]
+    except Exception:
+        return None
+
+
+def _tags(tags: Any, *, with_defaults: bool = True) -> list[str]:
+    """Tags as a list of text: one tag or an iterable of them, each made text; odd values are left out. Never
+    raises."""
+    found = list(settings.default_tags) if with_defaults else []
     if tags is None:
-        return list(settings.default_tags)
-    if isinstance(tags, (str, bytes)):
+        return found
+    if isinstance(tags, (str, bytes, bytearray)):
         tags = [tags]
     try:
-        return [*settings.default_tags, *(str(t) for t in tags)]
-    except TypeError:
-        return [*settings.default_tags, str(tags)]
+        items = list(itertools.islice(iter(tags), MAX_TAGS))
+    except Exception:  # not iterable (or its iterator fails): the value is the one tag
+        items = [tags]
+    for item in items:
+        text = _text(item)
+        if text is not None:
+            found.append(text)
+    return found
 
 
 def start_session(
@@ -91,12 +124,23 @@ def start_session(
     """Starts a session and makes it current; it lasts until `end_session()` (or `.end()`).
 
     Inside another session it is that session's child. Never raises: if tracing is broken the session still
-    works as an object, without spans. `ignored` takes AgentOps arguments agentotel has no use for.
+    works as an object, without spans. `ignored` takes AgentOps arguments agentotel has no use for. A name or tag
+    of another type is made text (bytes decoded, at most `MAX_NAME_LENGTH` characters).
     """
     del ignored
     ensure_initialized()
-    name = str(name) if name else "session"
-    session_tags = _tags(tags)
+    session_name, session_tags, conversation = "session", [], None
+    try:
+        session_name = (None if name is None else _text(name)) or "session"
+        session_tags = _tags(tags)
+        conversation = (None if conversation_id is None else _text(conversation_id, 1024)) or None
+        return _start(session_name, session_tags, conversation)
+    except Exception:
+        log.debug("Could not start a session; it runs untraced", exc_info=True)
+        return _untraced(session_name, session_tags, conversation)
+
+
+def _start(name: str, session_tags: list[str], conversation_id: str | None) -> LiveSession:
     parent_context = context.get_current()
     parent = current_session(parent_context)
     parent_id = parent.id if parent is not None else session_id_in(parent_context)
@@ -111,7 +155,7 @@ def start_session(
     if parent_id:
         attributes[sc.AGENTOTEL_SESSION_PARENT_ID] = parent_id
     if conversation_id:
-        attributes[sc.GEN_AI_CONVERSATION_ID] = str(conversation_id)
+        attributes[sc.GEN_AI_CONVERSATION_ID] = conversation_id
     start = clock.now_ns()
     try:
         span = tracer.start_span(
@@ -120,57 +164,140 @@ def start_session(
     except Exception:
         log.debug("Could not start the span of a session", exc_info=True)
         span = trace.INVALID_SPAN
-    span_context = span.get_span_context()
-    session = LiveSession(
-        id=session_id,
-        name=name,
-        trace_id=format_trace_id(span_context.trace_id),
-        span_id=format_span_id(span_context.span_id),
-        tags=session_tags,
-        parent_id=parent_id,
-        start_ns=start,
-        conversation_id=conversation_id,
-    )
-    session._span = span
-    session._parent_context = parent_context
-    registry.register(session)
-    ctx = trace.set_span_in_context(span, parent_context)
-    ctx = context.set_value(SESSION_CONTEXT_KEY, session, ctx)
-    ctx = baggage.set_baggage(sc.SESSION_ID, session_id, ctx)
+    try:
+        span_context = span.get_span_context()
+        session = LiveSession(
+            id=session_id,
+            name=name,
+            trace_id=format_trace_id(span_context.trace_id),
+            span_id=format_span_id(span_context.span_id),
+            tags=session_tags,
+            parent_id=parent_id,
+            start_ns=start,
+            conversation_id=conversation_id,
+        )
+        session._span = span
+        session._parent_context = parent_context
+        session._token = None
+        session._pid = os.getpid()
+        registry.register(session)
+        ctx = trace.set_span_in_context(span, parent_context)
+        ctx = context.set_value(SESSION_CONTEXT_KEY, session, ctx)
+        ctx = baggage.set_baggage(sc.SESSION_ID, session_id, ctx)
+    except Exception:
+        span.end()  # a span left open would never be exported nor filed
+        raise
     session._token = context.attach(ctx)
     return session
+
+
+def _untraced(name: str, session_tags: list[str], conversation_id: str | None) -> LiveSession:
+    """A session object with no span and no context of its own, for when tracing cannot start one."""
+    session = LiveSession(
+        id=str(uuid.uuid4()),
+        name=name,
+        trace_id="0" * 32,
+        span_id="0" * 16,
+        tags=session_tags,
+        start_ns=time.time_ns(),
+        conversation_id=conversation_id,
+    )
+    session._span = trace.INVALID_SPAN
+    session._parent_context = context.get_current()
+    session._token = None
+    session._pid = os.getpid()
+    return session
+
+
+def _end_untraced(session: LiveSession, end_state: str, reason: str | None) -> None:
+    """Ends a session whose end could not be recorded: its context is put back and it is marked ended. Never
+    raises."""
+    try:
+        if current_session() is session:
+            context.attach(session._parent_context)
+    except Exception:
+        log.debug("Could not restore the context of session %s", session.id, exc_info=True)
+    if session.ended:
+        return
+    try:
+        session.end_state = end_state if end_state in END_STATES else INDETERMINATE
+        session.end_state_reason = None if reason is None else _text(reason, 4096)
+        session.end_ns = time.time_ns()
+        registry._retire(session)
+    except Exception:
+        log.debug("Could not retire session %s", session.id, exc_info=True)
+
+
+def _now() -> int:
+    try:
+        return clock.now_ns()
+    except Exception:
+        return time.time_ns()
 
 
 def _end(session: LiveSession, end_state: str, reason: str | None) -> None:
     if session.ended:
         log.debug("Session %s has already ended", session.id)
         return
-    state = end_state if end_state in END_STATES else _normalise_state(end_state)
+    if session._pid != os.getpid():
+        # A session the parent process started, seen in a forked child (at its exit, say): its span is the
+        # parent's to end; ending it here too would export a second copy of it with another end state.
+        _end_untraced(session, end_state, reason)
+        return
+    state = end_state if isinstance(end_state, str) and end_state in END_STATES else _normalise_state(end_state)
+    reason_text = None if reason is None else _text(reason, 4096)
     span = session._span
-    end = clock.now_ns()
+    end = _now()
     session.end_state = state
-    session.end_state_reason = reason
-    attributes: dict[str, Any] = {sc.AGENTOTEL_SESSION_END_STATE: state, **session.totals()}
-    if reason:
-        attributes[sc.AGENTOTEL_SESSION_END_STATE_REASON] = str(reason)
-    span.set_attributes(attributes)
-    if state == FAIL:
-        span.set_status(Status(StatusCode.ERROR, reason or "the session failed"))
-    if current_session() is session:
-        context.attach(session._parent_context)
-    span.end(end_time=end)
+    session.end_state_reason = reason_text
+    try:
+        attributes: dict[str, Any] = {sc.AGENTOTEL_SESSION_END_STATE: state}
+        try:
+            attributes.update(session.totals())
+        except Exception:
+            log.debug("Could not sum up session %s", session.id, exc_info=True)
+        if reason_text:
+            attributes[sc.AGENTOTEL_SESSION_END_STATE_REASON] = reason_text
+        span.set_attributes(attributes)
+        _keep_identity(session, span)
+        if state == FAIL:
+            span.set_status(Status(StatusCode.ERROR, reason_text or "the session failed"))
+    finally:
+        # Whatever failed above, the session's context is let go and its span ends.
+        if current_session() is session:
+            context.attach(session._parent_context)
+        span.end(end_time=end)
     if not session.ended:
         # No SDK processor saw the span end (tracing off or sampled out): end the object by itself.
         session.end_ns = end
         registry._retire(session)
 
 
+def _keep_identity(session: LiveSession, span: Span) -> None:
+    """When the span's attribute count limit (`OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`) made the SDK drop attributes (the
+    oldest first: those that say what the span is), sets again, last, what a session is rebuilt from: its id,
+    kind, name, end state and tags, so that the SDK drops totals instead."""
+    if not getattr(span, "dropped_attributes", 0):
+        return
+    kept: dict[str, Any] = {
+        sc.AGENTOTEL_SESSION_TAGS: list(session.tags),
+        sc.GEN_AI_AGENT_NAME: session.name,
+        sc.GEN_AI_OPERATION_NAME: sc.GEN_AI_OPERATION_NAME_VALUE_INVOKE_AGENT,
+        sc.AGENTOTEL_SESSION_END_STATE: session.end_state,
+        sc.AGENTOTEL_STEP_KIND: sc.AGENTOTEL_STEP_KIND_VALUE_SESSION,
+        sc.SESSION_ID: session.id,
+    }
+    if session.parent_id:
+        kept[sc.AGENTOTEL_SESSION_PARENT_ID] = session.parent_id
+    span.set_attributes(kept)
+
+
 def _normalise_state(end_state: Any) -> str:
-    text = str(end_state).strip().lower()
+    text = (_text(end_state) or "").strip()
     for state in END_STATES:
-        if state.lower() == text:
+        if state.lower() == text.lower():
             return state
-    log.warning("Unknown session end state %r; recorded as %s", end_state, INDETERMINATE)
+    log.warning("Unknown session end state %r; recorded as %s", text, INDETERMINATE)
     return INDETERMINATE
 
 

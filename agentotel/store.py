@@ -20,12 +20,13 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -37,11 +38,15 @@ from .sources import SessionSummary, SourceError, normalise_state, since_ns, tag
 
 log = logging.getLogger("agentotel")
 
+T = TypeVar("T")
+
 STORE_ENV = "AGENTOTEL_STORE"
 OFF_VALUES = frozenset({"off", "none", "false", "0", "no"})
 SCHEMA_VERSION = 1
 WRITE_TIMEOUT_S = 10.0
 """How long a writer waits for another process's write lock before the batch is given up."""
+FORK_WAIT_S = 1.0
+"""Longest a `fork()` waits for a write to the store in progress to finish."""
 READ_TIMEOUT_S = 5.0
 """How long a reader waits for a lock (only a writer in exclusive locking mode blocks readers in WAL mode)."""
 
@@ -219,51 +224,93 @@ def _session_row(record: SpanRecord) -> tuple[Any, ...] | None:
     )
 
 
+class _DamagedRow(ValueError):
+    """A row whose values are not what agentotel writes (the file was changed by something else)."""
+
+
+def _text(value: Any, what: str, *, optional: bool = False) -> Any:
+    if value is None and optional:
+        return None
+    if isinstance(value, str):
+        return value
+    raise _DamagedRow(f"{what} is not text")
+
+
+def _integer(value: Any, what: str, *, optional: bool = False) -> Any:
+    if value is None and optional:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return value
+    raise _DamagedRow(f"{what} is not a whole number")
+
+
+def _number(value: Any, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise _DamagedRow(f"{what} is not a number")
+
+
+def _json(value: Any, what: str, default: str) -> Any:
+    try:
+        return json.loads(_text(value, what, optional=True) or default)
+    except (ValueError, RecursionError):
+        raise _DamagedRow(f"{what} is not JSON") from None
+
+
 def _record(row: sqlite3.Row | tuple[Any, ...]) -> SpanRecord:
+    """The span record of a `spans` row. Raises `_DamagedRow` for values agentotel never writes."""
     exceptions = tuple(
         ExceptionInfo(
-            type=str(e.get("type", "Exception")), message=str(e.get("message", "")), stacktrace=e.get("stacktrace")
+            type=str(e.get("type", "Exception")),
+            message=str(e.get("message", "")),
+            stacktrace=None if e.get("stacktrace") is None else str(e.get("stacktrace")),
         )
-        for e in json.loads(row[10] or "[]")
+        for e in _list_of(_json(row[10], "exceptions", "[]"))
         if isinstance(e, dict)
     )
-    attributes = json.loads(row[9] or "{}")
+    attributes = _json(row[9], "attributes", "{}")
     return SpanRecord(
-        trace_id=row[0],
-        span_id=row[1],
-        parent_span_id=row[2],
-        name=row[3],
-        kind=row[4],
-        start_ns=row[5],
-        end_ns=row[6],
+        trace_id=_text(row[0], "trace_id"),
+        span_id=_text(row[1], "span_id"),
+        parent_span_id=_text(row[2], "parent_span_id", optional=True),
+        name=_text(row[3], "name"),
+        kind=_text(row[4], "kind"),
+        start_ns=_integer(row[5], "start_ns"),
+        end_ns=_integer(row[6], "end_ns", optional=True),
         attributes=attributes if isinstance(attributes, dict) else {},
-        status_code=row[7],
-        status_message=row[8],
+        status_code=_text(row[7], "status_code"),
+        status_message=_text(row[8], "status_message", optional=True),
         exceptions=exceptions,
-        service_name=row[11],
+        service_name=_text(row[11], "service_name", optional=True),
     )
+
+
+def _list_of(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _summary(row: sqlite3.Row | tuple[Any, ...]) -> SessionSummary:
-    tags = json.loads(row[4] or "[]")
+    """The summary of a `sessions` row. Raises `_DamagedRow` for values agentotel never writes."""
     return SessionSummary(
-        id=row[0],
-        trace_id=row[1],
-        span_id=row[2],
-        name=row[3],
-        tags=[str(t) for t in tags] if isinstance(tags, list) else [],
-        start_ns=row[5],
-        end_ns=row[6],
-        end_state=row[7],
-        end_state_reason=row[8],
-        cost=row[9],
-        input_tokens=row[10],
-        output_tokens=row[11],
-        llm_calls=row[12],
-        tool_calls=row[13],
-        error_count=row[14],
-        parent_id=row[15],
-        service_name=row[16],
+        id=_text(row[0], "session_id"),
+        trace_id=_text(row[1], "trace_id"),
+        span_id=_text(row[2], "span_id", optional=True),
+        name=_text(row[3], "name"),
+        tags=[str(t) for t in _list_of(_json(row[4], "tags", "[]"))],
+        start_ns=_integer(row[5], "start_ns"),
+        end_ns=_integer(row[6], "end_ns", optional=True),
+        end_state=_text(row[7], "end_state", optional=True),
+        end_state_reason=_text(row[8], "end_state_reason", optional=True),
+        cost=_number(row[9], "cost"),
+        input_tokens=_integer(row[10], "input_tokens"),
+        output_tokens=_integer(row[11], "output_tokens"),
+        llm_calls=_integer(row[12], "llm_calls"),
+        tool_calls=_integer(row[13], "tool_calls"),
+        error_count=_integer(row[14], "error_count"),
+        parent_id=_text(row[15], "parent_id", optional=True),
+        service_name=_text(row[16], "service_name", optional=True),
     )
 
 
@@ -410,6 +457,13 @@ class Store:
                 return []
             return list(self._db.execute(sql, tuple(params)).fetchall())
 
+    def _read(self, convert: Callable[[tuple[Any, ...]], T], rows: list[tuple[Any, ...]]) -> list[T]:
+        """Rows converted; a row agentotel never wrote is a `StoreError` naming what is wrong with it."""
+        try:
+            return [convert(row) for row in rows]
+        except _DamagedRow as error:
+            raise StoreError(f"{self.path} holds a damaged row ({error}); it was changed by another program") from None
+
     def sessions(
         self,
         *,
@@ -437,11 +491,11 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(max(0, int(limit)))
-        return [_summary(row) for row in self._query(sql, params)]
+        return self._read(_summary, self._query(sql, params))
 
     def summary(self, session_id: str) -> SessionSummary | None:
         rows = self._query(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = ?", (session_id,))
-        return _summary(rows[0]) if rows else None
+        return self._read(_summary, rows)[0] if rows else None
 
     def records_for(self, session_id: str | None = None, *, trace_id: str | None = None) -> list[SpanRecord]:
         """The span records of a session (with those of the sessions nested in it), or of a whole trace."""
@@ -451,10 +505,10 @@ class Store:
                 f"ON s.parent_id = tree.id) SELECT {_SPAN_COLUMNS} FROM spans "
                 "WHERE session_id IN (SELECT id FROM tree) ORDER BY start_ns"
             )
-            return [_record(row) for row in self._query(sql, (session_id,))]
+            return self._read(_record, self._query(sql, (session_id,)))
         if trace_id is not None:
             sql = f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id = ? ORDER BY start_ns"
-            return [_record(row) for row in self._query(sql, (trace_id.lower(),))]
+            return self._read(_record, self._query(sql, (trace_id.lower(),)))
         raise ValueError("records_for() needs a session id or a trace id")
 
     def last_session_id(self) -> str | None:
@@ -539,6 +593,29 @@ class StoreSpanExporter(SpanExporter):
         self._lock = threading.Lock()
         self._warned = False
         self._shut_down = False
+        self._held_for_fork = False
+        if hasattr(os, "register_at_fork"):
+            # A fork while the batch processor's thread writes would leave the child a lock never released and
+            # SQLite's record of the parent's file locks (a new connection of the child then waits on them until
+            # it times out). So a fork waits, briefly, for the write in progress; the child gets a fresh lock.
+            exporter = weakref.ref(self)
+            os.register_at_fork(
+                before=lambda: _call(exporter(), "_before_fork"),
+                after_in_parent=lambda: _call(exporter(), "_after_fork_in_parent"),
+                after_in_child=lambda: _call(exporter(), "_after_fork_in_child"),
+            )
+
+    def _before_fork(self) -> None:
+        self._held_for_fork = self._lock.acquire(timeout=FORK_WAIT_S)
+
+    def _after_fork_in_parent(self) -> None:
+        if self._held_for_fork:
+            self._held_for_fork = False
+            self._lock.release()
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        self._held_for_fork = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shut_down:
@@ -582,3 +659,12 @@ class StoreSpanExporter(SpanExporter):
 
     def __repr__(self) -> str:
         return f"<StoreSpanExporter {self.path}>"
+
+
+def _call(exporter: StoreSpanExporter | None, method: str) -> None:
+    """An at-fork hook of an exporter still alive. Never raises (it runs inside `os.fork()`)."""
+    try:
+        if exporter is not None:
+            getattr(exporter, method)()
+    except Exception:
+        pass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import wrapt
@@ -161,6 +161,20 @@ def output_finish_reason(reason: Any) -> str:
 # The model call's span
 
 
+_KEEP = (
+    sc.GEN_AI_USAGE_OUTPUT_TOKENS,
+    sc.GEN_AI_USAGE_INPUT_TOKENS,
+    sc.AGENTOTEL_USAGE_COST_SOURCE,
+    sc.AGENTOTEL_USAGE_COST_CURRENCY,
+    sc.AGENTOTEL_USAGE_COST_AMOUNT,
+    sc.GEN_AI_REQUEST_MODEL,
+    sc.GEN_AI_PROVIDER_NAME,
+    sc.GEN_AI_OPERATION_NAME,
+    sc.AGENTOTEL_STEP_KIND,
+)
+"""Attributes a model call's span keeps under a tight attribute count limit, least needed first."""
+
+
 class LLMCall:
     """One model call's CLIENT span, named `{operation} {model}`, child of the current span.
 
@@ -170,7 +184,16 @@ class LLMCall:
     comes first. Its methods never raise.
     """
 
-    __slots__ = ("_ended", "_lock", "attributes", "capture_content", "first_chunk_ns", "span", "start_ns")
+    __slots__ = (
+        "_ended",
+        "_lock",
+        "attributes",
+        "capture_content",
+        "first_chunk_ns",
+        "session_id",
+        "span",
+        "start_ns",
+    )
 
     def __init__(self, tracer: Tracer, operation: str, model: str | None, attributes: Mapping[str, Any]) -> None:
         self.start_ns = clock.now_ns()
@@ -181,6 +204,7 @@ class LLMCall:
         self._lock = threading.Lock()
         name = f"{operation} {model}" if model else operation
         self.span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=self.attributes, start_time=self.start_ns)
+        self.session_id: Any = (getattr(self.span, "attributes", None) or {}).get(sc.SESSION_ID)
 
     @property
     def ended(self) -> bool:
@@ -216,6 +240,17 @@ class LLMCall:
         except Exception:
             log.debug("Could not mark a model call failed", exc_info=True)
 
+    def _keep_identity(self) -> None:
+        """When the span's attribute count limit (`OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`) made the SDK drop attributes
+        (it drops the oldest first: the ones set at the start), sets again, last, those that say which call this
+        is, what it used and cost, and which session it belongs to, so that the SDK drops others instead."""
+        if not getattr(self.span, "dropped_attributes", 0):
+            return
+        kept = {key: self.attributes[key] for key in _KEEP if key in self.attributes}
+        if self.session_id is not None:
+            kept[sc.SESSION_ID] = self.session_id
+        self.span.set_attributes(kept)
+
     def chunk_arrived(self) -> None:
         """Notes a stream chunk; the first one sets `gen_ai.response.time_to_first_chunk`. Never raises."""
         if self.first_chunk_ns is not None:
@@ -238,6 +273,7 @@ class LLMCall:
                 cost = cost_of_attributes(self.attributes)
                 if cost is not None:
                     self.set_all(cost_attributes(cost))
+                self._keep_identity()
             except Exception:
                 log.debug("Could not finish a model call's span", exc_info=True)
             self._ended = True
@@ -249,6 +285,15 @@ class LLMCall:
 
 # --------------------------------------------------------------------------------------------------------------------
 # Streams
+
+
+def quietly(action: Callable[..., object], *args: Any) -> None:
+    """Calls one of a recorder's hooks from a proxy the user's code holds. Never raises: a fault in recording
+    must never reach the code that reads the stream or the response."""
+    try:
+        action(*args)
+    except Exception:
+        log.debug("Could not record a step of a model call", exc_info=True)
 
 
 class Accumulator(Protocol):
@@ -334,12 +379,12 @@ class StreamProxy(ObjectProxy):
                 self._self_iterator = iter(self.__wrapped__)
             item = next(self._self_iterator)
         except StopIteration:
-            self._self_recorder.finish()
+            quietly(self._self_recorder.finish)
             raise
         except BaseException as error:
-            self._self_recorder.finish(error)
+            quietly(self._self_recorder.finish, error)
             raise
-        self._self_recorder.chunk(item)
+        quietly(self._self_recorder.chunk, item)
         return item
 
     def __enter__(self) -> StreamProxy:
@@ -350,13 +395,13 @@ class StreamProxy(ObjectProxy):
         try:
             return self.__wrapped__.__exit__(*exc_info)
         finally:
-            self._self_recorder.finish()
+            quietly(self._self_recorder.finish)
 
     def close(self) -> Any:
         try:
             return self.__wrapped__.close()
         finally:
-            self._self_recorder.finish()
+            quietly(self._self_recorder.finish)
 
 
 class AsyncStreamProxy(ObjectProxy):
@@ -377,12 +422,12 @@ class AsyncStreamProxy(ObjectProxy):
                 self._self_iterator = self.__wrapped__.__aiter__()
             item = await self._self_iterator.__anext__()
         except StopAsyncIteration:
-            self._self_recorder.finish()
+            quietly(self._self_recorder.finish)
             raise
         except BaseException as error:
-            self._self_recorder.finish(error)
+            quietly(self._self_recorder.finish, error)
             raise
-        self._self_recorder.chunk(item)
+        quietly(self._self_recorder.chunk, item)
         return item
 
     async def __aenter__(self) -> AsyncStreamProxy:
@@ -393,13 +438,13 @@ class AsyncStreamProxy(ObjectProxy):
         try:
             return await self.__wrapped__.__aexit__(*exc_info)
         finally:
-            self._self_recorder.finish()
+            quietly(self._self_recorder.finish)
 
     async def close(self) -> Any:
         try:
             return await self.__wrapped__.close()
         finally:
-            self._self_recorder.finish()
+            quietly(self._self_recorder.finish)
 
 
 def recorder_of(stream: Any) -> StreamRecorder | None:

@@ -16,7 +16,16 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from ._genai import Accumulator, AsyncStreamProxy, LLMCall, ObjectProxy, StreamProxy, StreamRecorder, recorder_of
+from ._genai import (
+    Accumulator,
+    AsyncStreamProxy,
+    LLMCall,
+    ObjectProxy,
+    StreamProxy,
+    StreamRecorder,
+    quietly,
+    recorder_of,
+)
 
 log = logging.getLogger("agentotel")
 
@@ -93,7 +102,7 @@ class RawCall:
             self.record(self.call, result)
         except Exception:
             log.debug("Could not record a parsed raw response", exc_info=True)
-        self.call.end()
+        quietly(self.call.end)
         return result
 
     def finish(self, error: BaseException | None = None) -> None:
@@ -109,7 +118,7 @@ class RawCall:
                     self.record(self.call, body)
         except Exception:
             log.debug("Could not record a raw response", exc_info=True)
-        self.call.end(error)
+        quietly(self.call.end, error)
 
     def abandon(self) -> None:
         try:
@@ -129,7 +138,7 @@ class RawResponseProxy(ObjectProxy):
         try:
             result = self.__wrapped__.parse(*args, **kwargs)
         except BaseException as error:
-            self._self_raw_call.finish(error)
+            quietly(self._self_raw_call.finish, error)
             raise
         return self._self_raw_call.parsed(result)
 
@@ -137,7 +146,7 @@ class RawResponseProxy(ObjectProxy):
         try:
             return self.__wrapped__.close()
         finally:
-            self._self_raw_call.finish()
+            quietly(self._self_raw_call.finish)
 
 
 class AsyncRawResponseProxy(ObjectProxy):
@@ -151,7 +160,7 @@ class AsyncRawResponseProxy(ObjectProxy):
         try:
             result = await self.__wrapped__.parse(*args, **kwargs)
         except BaseException as error:
-            self._self_raw_call.finish(error)
+            quietly(self._self_raw_call.finish, error)
             raise
         return self._self_raw_call.parsed(result)
 
@@ -159,7 +168,7 @@ class AsyncRawResponseProxy(ObjectProxy):
         try:
             return await self.__wrapped__.close()
         finally:
-            self._self_raw_call.finish()
+            quietly(self._self_raw_call.finish)
 
 
 def wrap_raw_response(raw: Any, record: Record, call: LLMCall, make_stream: MakeAccumulator | None) -> Any:

@@ -202,42 +202,88 @@ def finish_call(operation: Operation, call: LLMCall, result: Any) -> Any:
     return result
 
 
+Tokens = tuple[object, contextvars.Token[bool]] | None
+
+
+def _begin(
+    tracer: Tracer, operation: Operation, resource: Any, kwargs: Mapping[str, Any]
+) -> tuple[LLMCall | None, Tokens]:
+    """The call's span, made current, or `(None, None)` when the call runs untraced (inside another traced call,
+    or when tracing it fails). Never raises: the wrapper runs the SDK's method whatever happens here."""
+    call: LLMCall | None = None
+    try:
+        if _IN_CALL.get():
+            return None, None
+        call = start_call(tracer, operation, resource, kwargs)
+        if call is None:
+            return None, None
+        return call, _enter(call)
+    except Exception:
+        log.debug("Could not start tracing an OpenAI call; it runs untraced", exc_info=True)
+        if call is not None:
+            call.end()
+        return None, None
+
+
+def _leave_quietly(tokens: Tokens) -> None:
+    """`_leave`, and at the least the in-call mark put back should it fail (else every later call in this context
+    would go untraced). Never raises."""
+    try:
+        _leave(tokens)
+    except Exception:
+        log.debug("Could not restore the context after an OpenAI call", exc_info=True)
+        try:
+            if tokens is not None:
+                _IN_CALL.reset(tokens[1])
+        except Exception:
+            pass
+
+
+def _failed(operation: Operation, call: LLMCall, error: BaseException, tokens: Tokens) -> None:
+    """Ends the span of a call the SDK raised from. Never raises: the caller re-raises the SDK's error as it is."""
+    try:
+        fail_call(operation, call, error)
+    except Exception:
+        log.debug("Could not record the failure of an OpenAI call", exc_info=True)
+    _leave_quietly(tokens)
+
+
+def _returned(operation: Operation, call: LLMCall, result: Any, tokens: Tokens) -> Any:
+    """What the caller gets: `finish_call`'s answer, or the SDK's result as it is should that fail. Never raises."""
+    _leave_quietly(tokens)
+    try:
+        return finish_call(operation, call, result)
+    except Exception:
+        log.debug("Could not record the result of an OpenAI call", exc_info=True)
+        return result
+
+
 def sync_wrapper(tracer: Tracer, operation: Operation) -> Callable[..., Any]:
     def traced(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if _IN_CALL.get():
-            return wrapped(*args, **kwargs)
-        call = start_call(tracer, operation, instance, kwargs)
+        call, tokens = _begin(tracer, operation, instance, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
-        tokens = _enter(call)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as error:
-            fail_call(operation, call, error)
+            _failed(operation, call, error, tokens)
             raise
-        finally:
-            _leave(tokens)
-        return finish_call(operation, call, result)
+        return _returned(operation, call, result, tokens)
 
     return traced
 
 
 def async_wrapper(tracer: Tracer, operation: Operation) -> Callable[..., Any]:
     async def traced(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if _IN_CALL.get():
-            return await wrapped(*args, **kwargs)
-        call = start_call(tracer, operation, instance, kwargs)
+        call, tokens = _begin(tracer, operation, instance, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
-        tokens = _enter(call)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as error:
-            fail_call(operation, call, error)
+            _failed(operation, call, error, tokens)
             raise
-        finally:
-            _leave(tokens)
-        return finish_call(operation, call, result)
+        return _returned(operation, call, result, tokens)
 
     return traced
 

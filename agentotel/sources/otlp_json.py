@@ -47,6 +47,22 @@ def _list(value: Any, what: str) -> list[Any]:
     return value
 
 
+def _object(value: Any, what: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _BadDocument(f"{what} is not an object")
+    return value
+
+
+def _time(value: Any, what: str) -> int:
+    """A time in ns since the epoch, within what a 64-bit OTLP field holds."""
+    ns = _int(value, what)
+    if not 0 <= ns < 2**63:
+        raise _BadDocument(f"{what} {value!r} is out of range")
+    return ns
+
+
 def _id(value: Any, size: int, what: str) -> str | None:
     """An id as lowercase hex of `size` bytes, from hex or base64 text; `None` for an empty or all-zero id."""
     if value is None or value == "":
@@ -105,12 +121,14 @@ def _value(any_value: Any) -> Any:
         return _int(_field(any_value, "intValue", "int_value"), "intValue")
     if "doubleValue" in any_value or "double_value" in any_value:
         raw = _field(any_value, "doubleValue", "double_value")
+        if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+            raise _BadDocument(f"doubleValue {raw!r} is not a number")
         return float(raw)  # "NaN" and "Infinity" arrive as strings
     if "arrayValue" in any_value or "array_value" in any_value:
-        array = _field(any_value, "arrayValue", "array_value") or {}
+        array = _object(_field(any_value, "arrayValue", "array_value"), "arrayValue")
         return [_value(v) for v in _list(array.get("values"), "arrayValue.values")]
     if "kvlistValue" in any_value or "kvlist_value" in any_value:
-        kvlist = _field(any_value, "kvlistValue", "kvlist_value") or {}
+        kvlist = _object(_field(any_value, "kvlistValue", "kvlist_value"), "kvlistValue")
         return _attributes(kvlist.get("values"))
     if "bytesValue" in any_value or "bytes_value" in any_value:
         return str(_field(any_value, "bytesValue", "bytes_value"))
@@ -154,18 +172,19 @@ def _span(span: Mapping[str, Any], service_name: str | None) -> SpanRecord:
     if not isinstance(status, Mapping):
         raise _BadDocument("a span's status is not an object")
     end = _field(span, "endTimeUnixNano", "end_time_unix_nano")
-    end_ns = None if end in (None, "", 0, "0") else _int(end, "endTimeUnixNano")
+    end_ns = None if end in (None, "", 0, "0") else _time(end, "endTimeUnixNano")
+    message = status.get("message")
     return SpanRecord(
         trace_id=trace_id,
         span_id=span_id,
         parent_span_id=_id(_field(span, "parentSpanId", "parent_span_id"), 8, "parentSpanId"),
         name=str(span.get("name", "")),
         kind=_enum(span.get("kind"), _KINDS, "SPAN_KIND_", "INTERNAL"),
-        start_ns=_int(_field(span, "startTimeUnixNano", "start_time_unix_nano") or 0, "startTimeUnixNano"),
+        start_ns=_time(_field(span, "startTimeUnixNano", "start_time_unix_nano") or 0, "startTimeUnixNano"),
         end_ns=end_ns,
         attributes=_attributes(span.get("attributes")),
         status_code=_enum(status.get("code"), _STATUS, "STATUS_CODE_", "UNSET"),
-        status_message=status.get("message") or None,
+        status_message=str(message) if message not in (None, "") else None,
         exceptions=_exceptions(span.get("events")),
         service_name=service_name,
     )
@@ -188,7 +207,19 @@ def _resource_spans(document: Any) -> Iterator[Any]:
 
 def records_from_otlp_json(document: Any) -> list[SpanRecord]:
     """Span records of one parsed OTLP JSON document (`ExportTraceServiceRequest` or `TracesData`), or of a list
-    of them. Raises `ValueError` naming what is not OTLP."""
+    of them. Raises `ValueError` naming what is not OTLP, and nothing else."""
+    try:
+        return _records(document)
+    except _BadDocument:
+        raise
+    except RecursionError:
+        raise _BadDocument("nested too deeply") from None
+    except (TypeError, AttributeError, KeyError, IndexError, OverflowError, ValueError) as error:
+        # A shape the checks above did not foresee: still a document that is not OTLP, said in one line.
+        raise _BadDocument(f"malformed ({type(error).__name__}: {' '.join(str(error).split())[:200]})") from None
+
+
+def _records(document: Any) -> list[SpanRecord]:
     records: list[SpanRecord] = []
     for resource_spans in _resource_spans(document):
         if not isinstance(resource_spans, Mapping):
@@ -214,6 +245,8 @@ def _documents(text: str) -> Iterable[tuple[int | None, Any]]:
     """(line number or None, parsed document): the whole text as one JSON document, else one per line."""
     try:
         return [(None, json.loads(text))]
+    except RecursionError:
+        raise _BadDocument("nested too deeply to be an OTLP document") from None
     except json.JSONDecodeError as whole_error:
         lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
         if len(lines) <= 1:
@@ -224,6 +257,8 @@ def _documents(text: str) -> Iterable[tuple[int | None, Any]]:
                 documents.append((number, json.loads(line)))
             except json.JSONDecodeError as error:
                 raise _BadDocument(f"line {number} is not valid JSON ({error.msg})") from None
+            except RecursionError:
+                raise _BadDocument(f"line {number} is nested too deeply to be an OTLP document") from None
         return documents
 
 

@@ -1,0 +1,1 @@
+"""The reliability suite: faults, load, hostile input and secrets (issue 8)."""
