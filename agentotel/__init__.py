@@ -1,6 +1,7 @@
 """agentotel: every agent run recorded as a session (one OpenTelemetry trace) that tests can assert on and people
 can replay. `import agentotel as agentops` runs AgentOps-style code unchanged."""
 
+from ._loss import lost_spans
 from ._version import __version__
 from .configure import force_flush, init
 from .events import ActionEvent, ErrorEvent, LLMEvent, ToolEvent, record
@@ -31,6 +32,7 @@ __all__ = [
     "force_flush",
     "get_session",
     "init",
+    "lost_spans",
     "open_source",
     "operation",
     "record",

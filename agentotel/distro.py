@@ -37,7 +37,6 @@ from opentelemetry.sdk.environment_variables import (
     OTEL_EXPORTER_OTLP_PROTOCOL,
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
 )
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.util._importlib_metadata import EntryPoint, entry_points
 
 from . import semconv as sc
@@ -187,8 +186,8 @@ def _add_store(*, other_export: bool) -> None:
         from .store import store_exporters
     except ImportError:  # a build of agentotel without the store
         return
-    from .configure import add_export_processor
+    from .configure import _processor_for, add_export_processor
 
     for exporter in store_exporters(other_export=other_export):
-        add_export_processor(BatchSpanProcessor(exporter))
+        add_export_processor(_processor_for(exporter))
         _store_added = True

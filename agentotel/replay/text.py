@@ -85,7 +85,8 @@ def describe_outputs(event: Event) -> str | None:
 def label(event: Event) -> str:
     """How a step is headed in a replay."""
     if event.kind == KIND_LLM:
-        return f"LLM Call ({event.model or event.name})"
+        twice = " (also traced by another instrumentation; counted once)" if event.duplicate_of else ""
+        return f"LLM Call ({event.model or event.name}){twice}"
     titles = {
         KIND_TOOL: "Tool",
         KIND_ACTION: "Action",

@@ -855,6 +855,9 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm and the client's delayed
+    # ACK hold the body back ~40 ms on every plain reply.
+    disable_nagle_algorithm = True
     server_version = "agentotel-llmserver"
     sys_version = ""
     server: _HTTPServer

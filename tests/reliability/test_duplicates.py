@@ -98,6 +98,7 @@ def assert_counted_once(session: Session) -> None:
     totals = session.totals()
     assert totals[sc.AGENTOTEL_SESSION_LLM_CALL_COUNT] == 3
     assert totals[sc.AGENTOTEL_SESSION_COST_AMOUNT] == pytest.approx(expected_cost)
+    assert session.replay().count("counted once") == 3, "the replay says which spans are the second tracing"
 
 
 def test_a_call_traced_twice_counts_once_live_and_rebuilt(
