@@ -1,0 +1,144 @@
+"""Redaction of recorded content before it leaves the process or reaches the store.
+
+Content attributes (prompts, completions, tool arguments and results, action params and returns: every
+attribute `semconv.CONTENT_ATTRIBUTES` names) exist only when content capture is on. When they do, built-in
+patterns replace common secrets and e-mail addresses with `[REDACTED:<kind>]`, then the application's own hook
+(`init(redact=...)`) sees the text and returns what to keep. This runs in the span processor's `_on_ending` hook,
+so every exporter, the store and the live sessions see only the redacted text — for agentotel's spans and for
+any other instrumentation's (e.g. the anthropic SDK's native spans).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opentelemetry.sdk.trace import Span, SpanProcessor
+
+from ._config import settings
+from .processors import set_attributes_on_ending
+from .semconv import CONTENT_ATTRIBUTES
+
+log = logging.getLogger("agentotel")
+
+Redactor = Callable[[str, str], "str | None"]
+"""`hook(attribute_name, text) -> text`: what to keep of a content attribute; `None` drops the attribute."""
+
+BUILTIN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("private_key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S)),
+    ("anthropic_key", re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{20,}")),
+    ("openai_key", re.compile(r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_\-]{20,}")),
+    ("aws_access_key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b")),
+    ("slack_token", re.compile(r"\bxox[abprs]-[A-Za-z0-9\-]{10,}")),
+    ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b")),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}")),
+    ("bearer_token", re.compile(r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]{8,}=*")),
+    ("email", re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b")),
+)
+"""The secrets redacted by default, most specific first, each replaced with `[REDACTED:<name>]`."""
+
+
+def redact_builtin(text: str) -> str:
+    """`text` with every built-in pattern replaced by its `[REDACTED:<name>]` mark."""
+    for name, pattern in BUILTIN_PATTERNS:
+        if pattern.search(text):
+            text = pattern.sub(f"[REDACTED:{name}]", text)
+    return text
+
+
+class Redaction:
+    """What to redact: the built-in patterns (on unless turned off) and the application's hook."""
+
+    def __init__(self, hook: Redactor | None = None, *, builtin: bool = True) -> None:
+        self.hook = hook
+        self.builtin = builtin
+
+    @property
+    def active(self) -> bool:
+        return self.builtin or self.hook is not None
+
+    def apply(self, key: str, text: str) -> str | None:
+        """The text to keep for a content attribute; `None` drops it. A hook that raises drops the attribute
+        (failing closed: content that could not be checked is not recorded)."""
+        if self.builtin:
+            text = redact_builtin(text)
+        if self.hook is not None:
+            try:
+                kept = self.hook(key, text)
+            except Exception:
+                log.warning("The redaction hook raised on %s; the attribute is dropped", key, exc_info=True)
+                return None
+            if kept is None:
+                return None
+            text = kept if isinstance(kept, str) else str(kept)
+        return text
+
+
+redaction = Redaction()
+"""The process-wide redaction `init(redact=..., redact_builtin=...)` configures."""
+
+
+def redacted_attributes(attributes: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The content attributes of `attributes` that redaction changes (new values) and those it drops."""
+    changed: dict[str, Any] = {}
+    dropped: list[str] = []
+    for key in CONTENT_ATTRIBUTES:
+        value = attributes.get(key)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            kept = redaction.apply(key, value)
+            if kept is None:
+                dropped.append(key)
+            elif kept != value:
+                changed[key] = kept
+        elif isinstance(value, (list, tuple)):
+            items = [redaction.apply(key, item) if isinstance(item, str) else item for item in value]
+            kept_items = [item for item in items if item is not None]
+            if kept_items != list(value):
+                changed[key] = kept_items
+    return changed, dropped
+
+
+class RedactionSpanProcessor(SpanProcessor):
+    """Redacts content attributes of every span before any exporter, the store or the live sessions see it.
+
+    Does nothing while content capture is off (content attributes are not recorded then). Never raises: a span
+    that cannot be redacted loses its content attributes rather than leaking them."""
+
+    def _on_ending(self, span: Span) -> None:
+        if not settings.capture_content or not redaction.active:
+            return
+        attributes = span.attributes
+        if not attributes:
+            return
+        try:
+            changed, dropped = redacted_attributes(attributes)
+        except Exception:
+            log.warning("Could not redact a span's content; its content attributes are dropped", exc_info=True)
+            changed, dropped = {}, [key for key in CONTENT_ATTRIBUTES if key in attributes]
+        if dropped:
+            _drop_on_ending(span, dropped)
+        if changed:
+            set_attributes_on_ending(span, changed)
+
+
+def _drop_on_ending(span: Span, keys: list[str]) -> None:
+    """Removes attributes from an ending span (under its lock, as `set_attributes_on_ending` writes). Never
+    raises."""
+    try:
+        bounded = span._attributes
+        with span._lock:
+            was_immutable = bounded._immutable  # type: ignore[union-attr]
+            bounded._immutable = False  # type: ignore[union-attr]
+            try:
+                for key in keys:
+                    if key in bounded:  # type: ignore[operator]
+                        del bounded[key]  # type: ignore[attr-defined]
+            finally:
+                bounded._immutable = was_immutable  # type: ignore[union-attr]
+    except Exception:
+        log.debug("Could not drop attributes from an ending span", exc_info=True)

@@ -1,0 +1,108 @@
+"""Redaction: built-in patterns for secrets and e-mail addresses, and the application's hook, applied to content
+before any exporter, the store or the live session sees it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from agentotel import semconv as sc
+from agentotel._config import settings
+from agentotel.redaction import Redaction, RedactionSpanProcessor, redact_builtin, redaction
+
+SECRETS = {
+    "openai_key": "sk-proj-abcdefghijklmnopqrstuvwxyz012345",
+    "anthropic_key": "sk-ant-api03-abcdefghijklmnopqrstuvwxyz",
+    "aws_access_key": "AKIAIOSFODNN7EXAMPLE",
+    "github_token": "ghp_" + "a1" * 18,
+    "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "bearer_token": "Bearer abcdef0123456789",
+    "email": "ada.lovelace@example.co.uk",
+    "private_key": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+}
+
+
+@pytest.mark.parametrize(("kind", "secret"), sorted(SECRETS.items()))
+def test_builtin_patterns_replace_each_kind_of_secret(kind: str, secret: str) -> None:
+    text = f"please use {secret} for this"
+    assert redact_builtin(text) == f"please use [REDACTED:{kind}] for this"
+
+
+def test_ordinary_text_is_left_alone() -> None:
+    text = "Refund the duplicate charge of $99.00 on account C-1042, skip-the-line task sk-1"
+    assert redact_builtin(text) == text
+
+
+@pytest.fixture
+def pipeline() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+    saved = (settings.capture_content, redaction.hook, redaction.builtin)
+    settings.capture_content = True
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(RedactionSpanProcessor())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    try:
+        yield provider, exporter
+    finally:
+        settings.capture_content, redaction.hook, redaction.builtin = saved
+        provider.shutdown()
+
+
+def _span_with_content(provider: TracerProvider, text: str) -> None:
+    with provider.get_tracer("t").start_as_current_span("chat x") as span:
+        span.set_attribute(sc.GEN_AI_INPUT_MESSAGES, text)
+        span.set_attribute(sc.GEN_AI_REQUEST_MODEL, f"model mailed to {SECRETS['email']}")  # not content: kept
+
+
+def test_content_is_redacted_before_export_and_other_attributes_are_not(pipeline: tuple) -> None:  # type: ignore[type-arg]
+    provider, exporter = pipeline
+    _span_with_content(provider, f'[{{"role":"user","content":"my key is {SECRETS["openai_key"]}"}}]')
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes[sc.GEN_AI_INPUT_MESSAGES] == '[{"role":"user","content":"my key is [REDACTED:openai_key]"}]'
+    assert SECRETS["email"] in span.attributes[sc.GEN_AI_REQUEST_MODEL]
+
+
+def test_the_hook_sees_redacted_text_and_decides_what_to_keep(pipeline: tuple) -> None:  # type: ignore[type-arg]
+    provider, exporter = pipeline
+    seen: list[tuple[str, str]] = []
+
+    def hook(key: str, text: str) -> str | None:
+        seen.append((key, text))
+        return None if "DROP" in text else text.replace("Ada", "[name]")
+
+    redaction.hook = hook
+    _span_with_content(provider, f"Ada here, mail {SECRETS['email']}")
+    _span_with_content(provider, "DROP me")
+    first, second = exporter.get_finished_spans()
+    assert first.attributes[sc.GEN_AI_INPUT_MESSAGES] == "[name] here, mail [REDACTED:email]"
+    assert sc.GEN_AI_INPUT_MESSAGES not in second.attributes
+    assert seen[0] == (sc.GEN_AI_INPUT_MESSAGES, "Ada here, mail [REDACTED:email]")
+
+
+def test_a_hook_that_raises_drops_the_content_and_never_the_span(pipeline: tuple) -> None:  # type: ignore[type-arg]
+    provider, exporter = pipeline
+
+    def broken(key: str, text: str) -> str:
+        raise RuntimeError("bug in the hook")
+
+    redaction.hook = broken
+    _span_with_content(provider, "anything")
+    (span,) = exporter.get_finished_spans()
+    assert sc.GEN_AI_INPUT_MESSAGES not in span.attributes
+    assert span.name == "chat x"
+
+
+def test_builtin_patterns_can_be_turned_off(pipeline: tuple) -> None:  # type: ignore[type-arg]
+    provider, exporter = pipeline
+    redaction.builtin = False
+    _span_with_content(provider, SECRETS["email"])
+    assert exporter.get_finished_spans()[0].attributes[sc.GEN_AI_INPUT_MESSAGES] == SECRETS["email"]
+
+
+def test_redaction_object_without_builtins_or_hook_is_inactive() -> None:
+    assert not Redaction(builtin=False).active
+    assert Redaction(builtin=False, hook=lambda k, t: t).active
