@@ -30,7 +30,7 @@ from . import _clock as clock
 from . import semconv as sc
 from ._config import content_capture_from_env, settings
 from ._loss import batch_processor
-from .processors import CostSpanProcessor, ExportPipeline, SessionSpanProcessor
+from .processors import AgentotelSpanProcessor, ExportPipeline
 from .store import store_exporters
 
 log = logging.getLogger("agentotel")
@@ -161,10 +161,9 @@ def init(
             return
         if state.provider is not provider:
             state.provider, state.owns_provider = provider, owns
-            state.pipeline = ExportPipeline()
-            provider.add_span_processor(SessionSpanProcessor())
-            provider.add_span_processor(CostSpanProcessor())
-            provider.add_span_processor(state.pipeline)
+            processor = AgentotelSpanProcessor()  # one processor: the SDK calls each one's hooks for every span
+            state.pipeline = processor.pipeline
+            provider.add_span_processor(processor)
             if owns:
                 from_env = exporters_from_env()
                 other_export = bool(from_env) or bool(os.environ.get("OTEL_TRACES_EXPORTER", "").strip())

@@ -59,7 +59,7 @@ def test_init_adds_to_the_apps_provider_and_never_replaces_it(tmp_path: Path) ->
         tmp_path,
     )
     assert out["same_provider"] is True
-    assert out["processors"] == 4  # the app's own + session, cost and export pipeline, added once
+    assert out["processors"] == 2  # the app's own + agentotel's one (session, cost, export pipeline), added once
     assert out["app_exporter_got"] == ["execute_tool lookup", "invoke_agent s"]
     assert out["stamped"] is True
     assert out["live_tools"] == ["lookup"]
