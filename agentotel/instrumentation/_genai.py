@@ -41,7 +41,12 @@ def field(obj: Any, name: str, default: Any = None) -> Any:
     SDK responses are pydantic models, but raw-response bodies and user-built messages are plain dicts: the
     extractors read both through this one accessor."""
     try:
-        value = obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+        # `type(obj) is dict` first: `isinstance(obj, Mapping)` is an ABC check, slow for the SDK's models (no
+        # Mapping), and this runs for every field of every response and chunk.
+        if type(obj) is dict:
+            value = obj.get(name)
+        else:
+            value = obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
     except Exception:
         return default
     return default if value is None else value
@@ -324,7 +329,8 @@ class StreamRecorder:
         if self._done:
             return
         try:
-            self.call.chunk_arrived()
+            if self.call.first_chunk_ns is None:
+                self.call.chunk_arrived()
             self.accumulator.add(item)
         except Exception:
             log.debug("Could not record a stream chunk", exc_info=True)
@@ -384,7 +390,10 @@ class StreamProxy(ObjectProxy):
         except BaseException as error:
             quietly(self._self_recorder.finish, error)
             raise
-        quietly(self._self_recorder.chunk, item)
+        try:  # inline rather than through `quietly`: this runs for every chunk
+            self._self_recorder.chunk(item)
+        except Exception:
+            log.debug("Could not record a stream chunk", exc_info=True)
         return item
 
     def __enter__(self) -> StreamProxy:
@@ -427,7 +436,10 @@ class AsyncStreamProxy(ObjectProxy):
         except BaseException as error:
             quietly(self._self_recorder.finish, error)
             raise
-        quietly(self._self_recorder.chunk, item)
+        try:  # inline rather than through `quietly`: this runs for every chunk
+            self._self_recorder.chunk(item)
+        except Exception:
+            log.debug("Could not record a stream chunk", exc_info=True)
         return item
 
     async def __aenter__(self) -> AsyncStreamProxy:

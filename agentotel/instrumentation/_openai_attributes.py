@@ -7,10 +7,10 @@ raise on values of an unexpected shape: the instrumentor catches every fault and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from dataclasses import field as dataclass_field
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from pydantic import BaseModel
 
 from .. import semconv as sc
 from .._config import settings
@@ -251,55 +251,106 @@ class _Bounded:
         return "".join(self.pieces)
 
 
-@dataclass
 class _ChoiceState:
-    limit: int
-    finish_reason: str | None = None
-    text: _Bounded | None = None
-    refusal: _Bounded | None = None
-    tool_calls: dict[int, dict[str, Any]] = dataclass_field(default_factory=dict)
+    __slots__ = ("finish_reason", "refusal", "text", "tool_calls")
+
+    def __init__(self) -> None:
+        self.finish_reason: str | None = None
+        self.text: _Bounded | None = None
+        self.refusal: _Bounded | None = None
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+
+
+_HEAD = ("id", "model", "service_tier", "system_fingerprint")
+
+
+def _getter(obj: Any) -> Callable[[str], Any]:
+    """A fast `name -> value or None` reader of one chunk part, for the per-chunk path of a stream.
+
+    A plain dict answers through its own `get`; a pydantic model (the SDK's chunks) through its `__dict__`, which
+    holds its declared fields: reading a field the server left out through the model raises and catches an
+    `AttributeError` inside pydantic, a dict lookup costs nanoseconds. Anything else goes through `field`."""
+    if type(obj) is dict:
+        return obj.get
+    if isinstance(obj, BaseModel):
+        fields = obj.__dict__
+        if type(fields) is dict:
+            return fields.get
+    return lambda name: field(obj, name)
 
 
 class ChatStream:
     """Gathers a chat completion stream: id, model, finish reasons, usage (the final chunk, when the request set
-    `stream_options.include_usage`), tool calls and, with content capture, the text."""
+    `stream_options.include_usage`), tool calls and, with content capture, the text.
+
+    `add` runs for every chunk of every stream, so it reads each chunk once, through `_getter`, and keeps only
+    the head fields it still lacks to look for."""
 
     def __init__(self, capture_content: bool) -> None:
         self.capture = capture_content
         self.limit = settings.content_max_length
         self.head: dict[str, Any] = {}
+        self._head_missing: tuple[str, ...] = _HEAD
         self.usage: Any = None
         self.choices: dict[int, _ChoiceState] = {}
 
     def add(self, chunk: Any) -> None:
-        for key in ("id", "model", "service_tier", "system_fingerprint"):
-            if key not in self.head and field(chunk, key) is not None:
-                self.head[key] = field(chunk, key)
-        if field(chunk, "usage") is not None:
-            self.usage = field(chunk, "usage")
-        for choice in items(field(chunk, "choices")):
-            state = self.choices.setdefault(as_int(field(choice, "index")) or 0, _ChoiceState(self.limit))
-            if field(choice, "finish_reason"):
-                state.finish_reason = str(field(choice, "finish_reason"))
-            delta = field(choice, "delta")
+        get = _getter(chunk)
+        if self._head_missing:
+            found = False
+            for key in self._head_missing:
+                value = get(key)
+                if value is not None:
+                    self.head[key], found = value, True
+            if found:
+                self._head_missing = tuple(key for key in _HEAD if key not in self.head)
+        usage = get("usage")
+        if usage is not None:
+            self.usage = usage
+        choices = get("choices")
+        if not choices:
+            return
+        for choice in choices if type(choices) is list else items(choices):
+            choice_get = _getter(choice)
+            index = choice_get("index")
+            index = (index if type(index) is int else as_int(index)) or 0
+            state = self.choices.get(index)
+            if state is None:
+                state = self.choices[index] = _ChoiceState()
+            finish_reason = choice_get("finish_reason")
+            if finish_reason:
+                state.finish_reason = str(finish_reason)
+            delta = choice_get("delta")
+            if delta is None:
+                continue
+            delta_get = _getter(delta)
             if self.capture:
-                for name in ("text", "refusal"):
-                    piece = field(delta, "content" if name == "text" else "refusal")
-                    if piece:
-                        if getattr(state, name) is None:
-                            setattr(state, name, _Bounded(self.limit))
-                        getattr(state, name).add(piece)
-            for tool_call in items(field(delta, "tool_calls")):
-                entry = state.tool_calls.setdefault(
-                    as_int(field(tool_call, "index")) or 0, {"id": None, "name": None, "arguments": None}
-                )
-                function = field(tool_call, "function")
-                entry["id"] = entry["id"] or field(tool_call, "id")
-                entry["name"] = entry["name"] or field(function, "name")
-                if self.capture:
-                    if entry["arguments"] is None:
-                        entry["arguments"] = _Bounded(self.limit)
-                    entry["arguments"].add(field(function, "arguments"))
+                piece = delta_get("content")
+                if piece:
+                    if state.text is None:
+                        state.text = _Bounded(self.limit)
+                    state.text.add(piece)
+                piece = delta_get("refusal")
+                if piece:
+                    if state.refusal is None:
+                        state.refusal = _Bounded(self.limit)
+                    state.refusal.add(piece)
+            tool_calls = delta_get("tool_calls")
+            if tool_calls:
+                self._add_tool_calls(state, tool_calls)
+
+    def _add_tool_calls(self, state: _ChoiceState, tool_calls: Any) -> None:
+        for tool_call in items(tool_calls):
+            entry = state.tool_calls.setdefault(
+                as_int(field(tool_call, "index")) or 0, {"id": None, "name": None, "arguments": None}
+            )
+            function = field(tool_call, "function")
+            entry["id"] = entry["id"] or field(tool_call, "id")
+            entry["name"] = entry["name"] or field(function, "name")
+            if self.capture:
+                if entry["arguments"] is None:
+                    entry["arguments"] = _Bounded(self.limit)
+                entry["arguments"].add(field(function, "arguments"))
 
     def _completion(self) -> dict[str, Any]:
         """The stream's gathered content as a chat completion body, read by the same code as a plain call's."""
