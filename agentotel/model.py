@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,8 @@ from typing import Any
 
 from . import semconv as sc
 from ._content import parse_json
-from .pricing import Usage, model_of, prices, provider_of, usage_from_attributes
+from ._gc import paused_gc
+from .pricing import model_of, prices, provider_of, usage_from_attributes
 from .records import ExceptionInfo, SpanRecord
 
 SUCCESS = sc.AGENTOTEL_SESSION_END_STATE_VALUE_SUCCESS
@@ -46,6 +48,17 @@ _LLM_OPERATIONS = frozenset(
 
 
 _USAGE_KEYS = (sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.GEN_AI_USAGE_PROMPT_TOKENS)
+
+# Module globals for the attribute names `Event.from_record` reads: it runs for every span of a session.
+_INPUT_MESSAGES, _OUTPUT_MESSAGES = sc.GEN_AI_INPUT_MESSAGES, sc.GEN_AI_OUTPUT_MESSAGES
+_COST_AMOUNT, _SESSION_ID, _AGENT_NAME = sc.AGENTOTEL_USAGE_COST_AMOUNT, sc.SESSION_ID, sc.GEN_AI_AGENT_NAME
+_TOOL_NAME, _TOOL_ARGUMENTS = sc.GEN_AI_TOOL_NAME, sc.GEN_AI_TOOL_CALL_ARGUMENTS
+_TOOL_RESULT = sc.GEN_AI_TOOL_CALL_RESULT
+_ACTION_TYPE, _ACTION_PARAMS, _ACTION_RETURNS = (
+    sc.AGENTOTEL_ACTION_TYPE,
+    sc.AGENTOTEL_ACTION_PARAMS,
+    sc.AGENTOTEL_ACTION_RETURNS,
+)
 
 
 def kind_of(attributes: Mapping[str, Any]) -> str:
@@ -103,7 +116,6 @@ class Event:
     kind: str
     name: str
     action_type: str | None
-    start_time: datetime
     duration: float | None
     """Seconds; `None` while the step has not ended."""
     params: Any
@@ -134,65 +146,79 @@ class Event:
     def failed(self) -> bool:
         return self.error is not None
 
+    @property
+    def start_time(self) -> datetime:
+        """When the step started (computed from `start_ns` when read: most events' times are never shown)."""
+        return _datetime(self.start_ns) or datetime.fromtimestamp(0, tz=UTC)
+
     @classmethod
     def from_record(cls, record: SpanRecord) -> Event:
-        """The event a span record stands for."""
+        """The event a span record stands for.
+
+        Runs for every span of a session each time its events are rebuilt (100,000 for a big session read from
+        the store): each attribute is looked up once, only what the step's kind needs is read, and the event is
+        built from positional arguments (keywords cost a third more)."""
         attrs = record.attributes
+        get = attrs.get
         kind = kind_of(attrs)
+        name = record.name
         params: Any = None
         returns: Any = None
         action_type: str | None = None
-        if kind == KIND_ACTION:
-            action_type = str(attrs.get(sc.AGENTOTEL_ACTION_TYPE, record.name))
-            params = parse_json(attrs.get(sc.AGENTOTEL_ACTION_PARAMS))
-            returns = parse_json(attrs.get(sc.AGENTOTEL_ACTION_RETURNS))
-        elif kind == KIND_TOOL:
-            action_type = str(attrs.get(sc.GEN_AI_TOOL_NAME, record.name))
-            params = parse_json(attrs.get(sc.GEN_AI_TOOL_CALL_ARGUMENTS))
-            returns = parse_json(attrs.get(sc.GEN_AI_TOOL_CALL_RESULT))
-        elif kind == KIND_LLM:
-            params = parse_json(attrs.get(sc.GEN_AI_INPUT_MESSAGES))
-            returns = parse_json(attrs.get(sc.GEN_AI_OUTPUT_MESSAGES))
-        usage: Usage | None = None
-        cost: float | None = None
         model: str | None = None
         provider: str | None = None
+        input_tokens: int | None = None
+        output_tokens: int | None = None
+        cache_read_tokens: int | None = None
+        cost: float | None = None
         if kind == KIND_LLM:
+            params = parse_json(get(_INPUT_MESSAGES))
+            returns = parse_json(get(_OUTPUT_MESSAGES))
             usage = usage_from_attributes(attrs)
             model = model_of(attrs)
             provider = provider_of(attrs)
-            recorded = attrs.get(sc.AGENTOTEL_USAGE_COST_AMOUNT)
+            recorded = get(_COST_AMOUNT)
             if isinstance(recorded, (int, float)):
                 cost = float(recorded)
             elif usage is not None:
                 cost = prices.cost(provider, model, usage)  # what `cost_of_attributes` does, usage read once
-        name = record.name
-        if kind == KIND_TOOL:
+            if usage is not None:
+                input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
+                cache_read_tokens = usage.cache_read_tokens
+        elif kind == KIND_TOOL:
+            action_type = str(get(_TOOL_NAME, name))
+            params = parse_json(get(_TOOL_ARGUMENTS))
+            returns = parse_json(get(_TOOL_RESULT))
             name = action_type or name
+        elif kind == KIND_ACTION:
+            action_type = str(get(_ACTION_TYPE, name))
+            params = parse_json(get(_ACTION_PARAMS))
+            returns = parse_json(get(_ACTION_RETURNS))
         elif kind in (KIND_AGENT, KIND_SESSION):
-            name = str(attrs.get(sc.GEN_AI_AGENT_NAME) or name)
+            name = str(get(_AGENT_NAME) or name)
+        start_ns, end_ns = record.start_ns, record.end_ns
+        session_id = get(_SESSION_ID)
         return cls(
-            kind=kind,
-            name=name,
-            action_type=action_type,
-            start_time=_datetime(record.start_ns) or datetime.fromtimestamp(0, tz=UTC),
-            duration=None if record.end_ns is None else max(0, record.end_ns - record.start_ns) / 1e9,
-            params=params,
-            returns=returns,
-            error=_error_of(record),
-            model=model,
-            provider=provider,
-            input_tokens=usage.input_tokens if usage else None,
-            output_tokens=usage.output_tokens if usage else None,
-            cache_read_tokens=usage.cache_read_tokens if usage else None,
-            cost=cost,
-            span_id=record.span_id,
-            parent_span_id=record.parent_span_id,
-            trace_id=record.trace_id,
-            session_id=_str_or_none(attrs.get(sc.SESSION_ID)),
-            start_ns=record.start_ns,
-            end_ns=record.end_ns,
-            attributes=attrs,
+            kind,
+            name,
+            action_type,
+            None if end_ns is None else max(0, end_ns - start_ns) / 1e9,
+            params,
+            returns,
+            record.exceptions[0] if record.exceptions else (_error_of(record) if record.failed else None),
+            model,
+            provider,
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cost,
+            record.span_id,
+            record.parent_span_id,
+            record.trace_id,
+            session_id if session_id is None or type(session_id) is str else str(session_id),
+            start_ns,
+            end_ns,
+            attrs,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -217,6 +243,10 @@ class Event:
             "session_id": self.session_id,
             "duplicate_of": self.duplicate_of,
         }
+
+
+def _start_ns(record: SpanRecord) -> int:
+    return record.start_ns
 
 
 def _str_or_none(value: object) -> str | None:
@@ -326,8 +356,10 @@ class Session:
         """Every step of the session in the order they started, nested sessions' steps included."""
         with self._lock:
             if self._cache_key != len(self._records):
-                records = sorted(self._records, key=lambda r: r.start_ns)
-                self._events = [Event.from_record(r) for r in records]
+                records = sorted(self._records, key=_start_ns)
+                # A big session's events are many small acyclic objects: no collections while they are made.
+                with paused_gc() if len(records) > 1_000 else nullcontext():
+                    self._events = [Event.from_record(r) for r in records]
                 _mark_duplicate_llm_calls(self._events)
                 self._cache_key = len(self._records)
             return list(self._events)
@@ -492,10 +524,22 @@ def _mark_duplicate_llm_calls(events: list[Event]) -> None:
     """Marks the LLM calls traced twice. An LLM span that starts inside another LLM span of the same provider (two
     instrumentations of one call, such as agentotel's and the official openai-v2 one, or a framework's model span
     around the SDK's) is the same call. Of such a nest, the outermost span with token usage counts (the outermost
-    one when none has usage); the others get `duplicate_of` its span id."""
+    one when none has usage); the others get `duplicate_of` its span id.
+
+    Linear in the number of events: only an LLM call with an LLM span among its ancestors can be a duplicate, and
+    whether a span has one is worked out once per span (`_under_llm`); only those calls walk their ancestors."""
     llm = [e for e in events if e.kind == KIND_LLM]
     if len(llm) < 2:
         return
+    by_span = {e.span_id: e for e in events}
+    walked: set[int] | None = None  # the calls that walk their ancestors (None: all of them)
+    if len(by_span) == len(events):
+        llm_ids = {e.span_id for e in llm}
+        memo: dict[str, bool] = {}
+        llm = [e for e in llm if _under_llm(e, by_span, llm_ids, memo)]
+        if not llm:
+            return
+        walked = {id(e) for e in llm}
     by_id = {(e.trace_id, e.span_id): e for e in events}
     nests: dict[tuple[str, str], list[tuple[int, Event]]] = {}
     for event in llm:
@@ -508,6 +552,12 @@ def _mark_duplicate_llm_calls(events: list[Event]) -> None:
                 outermost, depth = ancestor, depth + 1
             parent_id, steps = ancestor.parent_span_id, steps + 1
         nests.setdefault((outermost.trace_id, outermost.span_id), []).append((depth, event))
+    if walked is not None:
+        # A call that did not walk has no LLM ancestor: it is the outermost of its nest, at depth 0.
+        for key, nest in nests.items():
+            outermost = by_id[key]
+            if id(outermost) not in walked:
+                nest.insert(0, (0, outermost))
     for nest in nests.values():
         if len(nest) < 2:
             continue
@@ -515,6 +565,32 @@ def _mark_duplicate_llm_calls(events: list[Event]) -> None:
         counted = next((e for e in members if e.input_tokens is not None or e.output_tokens is not None), members[0])
         for event in members:
             event.duplicate_of = None if event is counted else counted.span_id
+
+
+def _under_llm(event: Event, by_span: dict[str, Event], llm_ids: set[str], memo: dict[str, bool]) -> bool:
+    """Whether an LLM span may sit among `event`'s ancestors (span ids unique among the events). Errs towards
+    yes: an ancestor in another trace, or a chain longer than the walk, answers yes (the exact walk decides)."""
+    path: list[str] = []
+    parent_id = event.parent_span_id
+    found = False
+    while parent_id is not None:
+        known = memo.get(parent_id)
+        if known is not None:
+            found = known
+            break
+        if parent_id in llm_ids or len(path) >= _MAX_ANCESTORS:
+            found = True
+            break
+        ancestor = by_span.get(parent_id)
+        if ancestor is None:
+            break
+        if ancestor.trace_id != event.trace_id:
+            return True  # not remembered: the answer depends on which trace asks
+        path.append(parent_id)
+        parent_id = ancestor.parent_span_id
+    for span_id in path:
+        memo[span_id] = found
+    return found
 
 
 def _same_call(outer: Event, inner: Event) -> bool:

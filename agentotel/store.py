@@ -22,7 +22,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +32,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from . import semconv as sc
+from ._gc import paused_gc
 from .model import KIND_SESSION, Session
 from .records import ExceptionInfo, SpanRecord, record_from_span
 from .sources import SessionSummary, SourceError, normalise_state, since_ns, tags_of
@@ -259,8 +260,53 @@ def _json(value: Any, what: str, default: str) -> Any:
         raise _DamagedRow(f"{what} is not JSON") from None
 
 
+_loads = json.loads
+
+
 def _record(row: sqlite3.Row | tuple[Any, ...]) -> SpanRecord:
-    """The span record of a `spans` row. Raises `_DamagedRow` for values agentotel never writes."""
+    """The span record of a `spans` row. Raises `_DamagedRow` for values agentotel never writes.
+
+    Runs for every span a session is rebuilt from: a row as agentotel writes it (every value of its column's
+    type, no exception recorded) is read by type checks and one `json.loads`; any other row goes through the
+    checks that name what is wrong with it (`_checked_record`)."""
+    trace_id, span_id, parent, name, kind, start, end, status, message, attributes, exceptions, service = row[:12]
+    if (
+        exceptions == "[]"
+        and type(attributes) is str
+        and type(trace_id) is str
+        and type(span_id) is str
+        and type(name) is str
+        and type(kind) is str
+        and type(status) is str
+        and type(start) is int  # SQLite holds 64-bit integers: no range to check
+        and (parent is None or type(parent) is str)
+        and (end is None or type(end) is int)
+        and (message is None or type(message) is str)
+        and (service is None or type(service) is str)
+    ):
+        try:
+            values = _loads(attributes) if attributes else {}
+        except (ValueError, RecursionError):
+            raise _DamagedRow("attributes is not JSON") from None
+        return SpanRecord(
+            trace_id,
+            span_id,
+            parent,
+            name,
+            kind,
+            start,
+            end,
+            values if type(values) is dict else {},
+            status,
+            message,
+            (),
+            service,
+        )
+    return _checked_record(row)
+
+
+def _checked_record(row: sqlite3.Row | tuple[Any, ...]) -> SpanRecord:
+    """`_record` of any row, each value checked."""
     exceptions = tuple(
         ExceptionInfo(
             type=str(e.get("type", "Exception")),
@@ -460,7 +506,8 @@ class Store:
     def _read(self, convert: Callable[[tuple[Any, ...]], T], rows: list[tuple[Any, ...]]) -> list[T]:
         """Rows converted; a row agentotel never wrote is a `StoreError` naming what is wrong with it."""
         try:
-            return [convert(row) for row in rows]
+            with paused_gc() if len(rows) > 1_000 else nullcontext():  # many small acyclic objects (`_gc.py`)
+                return [convert(row) for row in rows]
         except _DamagedRow as error:
             raise StoreError(f"{self.path} holds a damaged row ({error}); it was changed by another program") from None
 
