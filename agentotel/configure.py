@@ -12,7 +12,7 @@ import atexit
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -31,6 +31,7 @@ from . import semconv as sc
 from ._config import content_capture_from_env, settings
 from ._loss import batch_processor
 from .processors import AgentotelSpanProcessor, ExportPipeline
+from .redaction import redaction
 from .store import store_exporters
 
 log = logging.getLogger("agentotel")
@@ -130,6 +131,8 @@ def init(
     default_tags: Sequence[str] | None = None,
     max_ended_sessions: int | None = None,
     max_events_per_session: int | None = None,
+    redact: Callable[[str, str], str | None] | None = None,
+    redact_builtin: bool | None = None,
     instrument: bool = True,
     **ignored: Any,
 ) -> None:
@@ -139,6 +142,9 @@ def init(
       In-process ones (in-memory, console) export synchronously; others through a batching processor.
     - `capture_content`: record prompts, completions, tool arguments and results (off by default; the
       `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` variable also turns it on).
+    - `redact`: a hook `(attribute_name, text) -> text | None` applied to every content attribute (after the
+      built-in patterns for secrets and e-mail addresses, which `redact_builtin=False` turns off) before any
+      exporter, the store or the live sessions see it; `None` from the hook drops the attribute.
     - `api_key` and other AgentOps arguments are accepted and ignored, so AgentOps code runs unchanged.
     Never raises for a configuration problem: it logs it and carries on with what works.
     """
@@ -155,6 +161,10 @@ def init(
             settings.max_ended_sessions = max(1, int(max_ended_sessions))
         if max_events_per_session is not None:
             settings.max_events_per_session = max(1, int(max_events_per_session))
+        if redact is not None:
+            redaction.hook = redact
+        if redact_builtin is not None:
+            redaction.builtin = bool(redact_builtin)
 
         provider, owns = _resolve_provider(service_name)
         if provider is None:

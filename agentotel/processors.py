@@ -13,6 +13,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import semconv as sc
+from ._config import settings
 from .live import SessionRegistry, registry
 from .pricing import cost_attributes, cost_of_attributes
 from .records import record_from_span, span_attributes
@@ -197,8 +198,8 @@ def _shutdown_quietly(processor: SpanProcessor) -> None:
 
 
 class AgentotelSpanProcessor(SpanProcessor):
-    """The one processor `init()` adds to the provider: session stamping and live sessions, then cost, then the
-    export pipeline, in that order, by calling the three processors' hooks directly.
+    """The one processor `init()` adds to the provider: session stamping and live sessions, content redaction,
+    cost, then the export pipeline, in that order, by calling those processors' hooks directly.
 
     The SDK calls every processor's three hooks for every span, through its own loop: three processors on the
     provider cost nine calls a span where one costs three, a tenth of a bare span. The three stay separate
@@ -213,7 +214,10 @@ class AgentotelSpanProcessor(SpanProcessor):
         cost: CostSpanProcessor | None = None,
         pipeline: ExportPipeline | None = None,
     ) -> None:
+        from .redaction import RedactionSpanProcessor  # it writes attributes with this module's helper
+
         self.sessions = sessions or SessionSpanProcessor()
+        self.redaction = RedactionSpanProcessor()
         self.cost = cost or CostSpanProcessor()
         self.pipeline = pipeline or ExportPipeline()
 
@@ -230,6 +234,11 @@ class AgentotelSpanProcessor(SpanProcessor):
                 log.debug("An export processor failed on span start", exc_info=True)
 
     def _on_ending(self, span: Span) -> None:
+        if settings.capture_content:  # content attributes exist only then; redact them before anyone sees them
+            try:
+                self.redaction._on_ending(span)
+            except Exception:
+                log.debug("Could not redact a span", exc_info=True)
         try:
             self.cost._on_ending(span)
         except Exception:

@@ -130,15 +130,16 @@ def _drop_on_ending(span: Span, keys: list[str]) -> None:
     """Removes attributes from an ending span (under its lock, as `set_attributes_on_ending` writes). Never
     raises."""
     try:
-        bounded = span._attributes
+        # The span is private to its processors until on_end: see processors.set_attributes_on_ending.
+        bounded: Any = span._attributes
         with span._lock:
-            was_immutable = bounded._immutable  # type: ignore[union-attr]
-            bounded._immutable = False  # type: ignore[union-attr]
+            was_immutable = bounded._immutable
+            bounded._immutable = False
             try:
                 for key in keys:
-                    if key in bounded:  # type: ignore[operator]
-                        del bounded[key]  # type: ignore[attr-defined]
+                    if key in bounded:
+                        del bounded[key]
             finally:
-                bounded._immutable = was_immutable  # type: ignore[union-attr]
+                bounded._immutable = was_immutable
     except Exception:
         log.debug("Could not drop attributes from an ending span", exc_info=True)

@@ -106,3 +106,30 @@ def test_builtin_patterns_can_be_turned_off(pipeline: tuple) -> None:  # type: i
 def test_redaction_object_without_builtins_or_hook_is_inactive() -> None:
     assert not Redaction(builtin=False).active
     assert Redaction(builtin=False, hook=lambda k, t: t).active
+
+
+def test_init_redacts_what_a_real_session_records(cap_content: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """End to end: `init(redact=...)` wired into the provider; the tool's arguments reach the exported span, the
+    live session and the replay only in redacted form."""
+    import agentotel
+
+    monkeypatch.setattr(redaction, "hook", None)
+    monkeypatch.setattr(redaction, "builtin", True)
+    agentotel.init(redact=lambda key, text: text.replace("C-1042", "[account]"))
+
+    @agentotel.tool
+    def email_customer(address: str, account: str, api_key: str) -> str:
+        return f"sent to {address}"
+
+    with agentotel.session("redact") as s:
+        email_customer("ada@example.com", "C-1042", SECRETS["openai_key"])
+    (tool_span,) = [span for span in cap_content.spans if span.name == "execute_tool email_customer"]  # type: ignore[attr-defined]
+    recorded = tool_span.attributes[sc.GEN_AI_TOOL_CALL_ARGUMENTS] + tool_span.attributes[sc.GEN_AI_TOOL_CALL_RESULT]
+    for secret in ("ada@example.com", "C-1042", SECRETS["openai_key"]):
+        assert secret not in recorded
+        assert secret not in s.replay()
+    assert s.tool_calls[0].params == {
+        "address": "[REDACTED:email]",
+        "account": "[account]",
+        "api_key": "[REDACTED:openai_key]",
+    }
