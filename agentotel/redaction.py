@@ -26,26 +26,41 @@ log = logging.getLogger("agentotel")
 Redactor = Callable[[str, str], "str | None"]
 """`hook(attribute_name, text) -> text`: what to keep of a content attribute; `None` drops the attribute."""
 
-BUILTIN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("private_key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S)),
-    ("anthropic_key", re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{20,}")),
-    ("openai_key", re.compile(r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_\-]{20,}")),
-    ("aws_access_key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b")),
-    ("slack_token", re.compile(r"\bxox[abprs]-[A-Za-z0-9\-]{10,}")),
-    ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b")),
-    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}")),
-    ("bearer_token", re.compile(r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]{8,}=*")),
-    ("email", re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b")),
+BUILTIN_PATTERNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        "private_key",
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?s:.*?)-----END [A-Z ]*PRIVATE KEY-----",
+        ("PRIVATE KEY",),
+    ),
+    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}", ("sk-ant-",)),
+    ("openai_key", r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_\-]{20,}", ("sk-",)),
+    ("aws_access_key", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", ("AKIA", "ASIA")),
+    (
+        "github_token",
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    ),
+    ("slack_token", r"\bxox[abprs]-[A-Za-z0-9\-]{10,}", ("xox",)),
+    ("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}\b", ("AIza",)),
+    ("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}", ("eyJ",)),
+    ("bearer_token", r"(?i:\bbearer\s+)[A-Za-z0-9\-._~+/]{8,}=*", ("earer", "EARER")),
+    ("email", r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b", ("@",)),
 )
-"""The secrets redacted by default, most specific first, each replaced with `[REDACTED:<name>]`."""
+"""The secrets redacted by default, most specific first: (name, pattern, substrings one of which a match must
+contain). Each match is replaced with `[REDACTED:<name>]`."""
+
+# A pattern runs only when one of its substrings is in the text: a regex scan costs ~1.5 µs a pattern on a short
+# message, a substring test a few dozen nanoseconds, and most content holds no secret at all.
+_BUILTIN = tuple((name, re.compile(pattern), triggers) for name, pattern, triggers in BUILTIN_PATTERNS)
 
 
 def redact_builtin(text: str) -> str:
     """`text` with every built-in pattern replaced by its `[REDACTED:<name>]` mark."""
-    for name, pattern in BUILTIN_PATTERNS:
-        if pattern.search(text):
-            text = pattern.sub(f"[REDACTED:{name}]", text)
+    for name, pattern, triggers in _BUILTIN:
+        for trigger in triggers:
+            if trigger in text:
+                text = pattern.sub(f"[REDACTED:{name}]", text)
+                break
     return text
 
 
