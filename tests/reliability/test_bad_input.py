@@ -10,6 +10,7 @@ import datetime
 import decimal
 import json
 import math
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -379,8 +380,10 @@ def test_mutated_otlp_json_is_read_or_refused_with_a_clear_error(seed_document: 
     document = replaced(seed_document, path, data.draw(json_values, label="value"))
     try:
         records = records_from_otlp_json(document)
-    except ValueError:
-        return  # the documented refusal: the file reader turns it into a one-line SourceError
+    except ValueError as refusal:
+        assert_one_line(refusal)  # the documented refusal: the file reader turns it into a one-line SourceError
+        return
+    assert_normalised_ids(records)
     read_all(records)
 
 
@@ -389,9 +392,23 @@ def test_mutated_otlp_json_is_read_or_refused_with_a_clear_error(seed_document: 
 def test_random_json_is_read_or_refused_with_a_clear_error(document: Any) -> None:
     try:
         records = records_from_otlp_json({"resourceSpans": [{"scopeSpans": [{"spans": [document]}]}]})
-    except ValueError:
+    except ValueError as refusal:
+        assert_one_line(refusal)
         return
+    assert_normalised_ids(records)
     read_all(records)
+
+
+def assert_one_line(refusal: ValueError) -> None:
+    message = str(refusal)
+    assert message.strip() and "\n" not in message.strip(), f"a refusal says what is wrong in one line: {message!r}"
+
+
+def assert_normalised_ids(records: list[SpanRecord]) -> None:
+    for record in records:
+        assert re.fullmatch(r"[0-9a-f]{32}", record.trace_id), record.trace_id
+        assert re.fullmatch(r"[0-9a-f]{16}", record.span_id), record.span_id
+        assert record.parent_span_id is None or re.fullmatch(r"[0-9a-f]{16}", record.parent_span_id)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
