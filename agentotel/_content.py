@@ -86,16 +86,24 @@ def truncate(text: str, limit: int) -> tuple[str, bool]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _signature(func: Callable[..., Any]) -> inspect.Signature:
-    """A function's signature, computed once: `inspect.signature` costs more than the rest of a traced step."""
-    return inspect.signature(func)
+def _signature(func: Callable[..., Any]) -> tuple[inspect.Signature, tuple[str, ...] | None]:
+    """A function's signature, computed once (`inspect.signature` costs more than the rest of a traced step), and
+    its parameter names when they are all plain positional-or-keyword ones (then binding is a `zip`)."""
+    signature = inspect.signature(func)
+    kinds = {parameter.kind for parameter in signature.parameters.values()}
+    simple = kinds <= {inspect.Parameter.POSITIONAL_OR_KEYWORD}
+    return signature, tuple(signature.parameters) if simple else None
 
 
 def bind_arguments(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The call's arguments by parameter name, without `self`/`cls`. Never raises: falls back to args/kwargs."""
     try:
-        bound = _signature(func).bind_partial(*args, **kwargs)
-        arguments = dict(bound.arguments)
+        signature, names = _signature(func)
+        if names is not None and len(args) <= len(names):
+            arguments = dict(zip(names, args, strict=False))
+            arguments.update(kwargs)
+        else:
+            arguments = dict(signature.bind_partial(*args, **kwargs).arguments)
         for first in ("self", "cls"):
             arguments.pop(first, None)
         return arguments

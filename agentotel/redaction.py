@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import Span, SpanProcessor
 
 from ._config import settings
 from .processors import set_attributes_on_ending
+from .records import span_attributes
 from .semconv import CONTENT_ATTRIBUTES
 
 log = logging.getLogger("agentotel")
@@ -127,8 +128,8 @@ class RedactionSpanProcessor(SpanProcessor):
     def _on_ending(self, span: Span) -> None:
         if not settings.capture_content or not redaction.active:
             return
-        attributes = span.attributes
-        if not attributes:
+        attributes = span_attributes(span)  # a plain dict: lookups of absent keys cost nanoseconds, not a KeyError
+        if not attributes or not any(key in attributes for key in CONTENT_ATTRIBUTES):
             return
         try:
             changed, dropped = redacted_attributes(attributes)
