@@ -138,28 +138,37 @@ prices = PriceBook()
 
 
 def _int(value: object) -> int:
+    if type(value) is int:
+        return value
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+_INPUT, _PROMPT = sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_PROMPT_TOKENS
+_OUTPUT, _COMPLETION = sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.GEN_AI_USAGE_COMPLETION_TOKENS
+_CACHE_READ = sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
+_CACHE_WRITE, _CACHE_CREATION = sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
 
 
 def usage_from_attributes(attributes: Mapping[str, Any]) -> Usage | None:
     """The token usage a span's GenAI attributes state, or `None` when they state none.
 
     Reads the current attribute names and, for older instrumentations, the deprecated prompt/completion ones.
+    Runs for every LLM span a session is rebuilt from: each name is a module global and the deprecated ones are
+    looked up only when the current one is missing.
     """
-    input_tokens = attributes.get(sc.GEN_AI_USAGE_INPUT_TOKENS, attributes.get(sc.GEN_AI_USAGE_PROMPT_TOKENS))
-    output_tokens = attributes.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, attributes.get(sc.GEN_AI_USAGE_COMPLETION_TOKENS))
+    get = attributes.get
+    input_tokens = get(_INPUT)
+    if input_tokens is None:
+        input_tokens = get(_PROMPT)
+    output_tokens = get(_OUTPUT)
+    if output_tokens is None:
+        output_tokens = get(_COMPLETION)
     if input_tokens is None and output_tokens is None:
         return None
-    return Usage(
-        input_tokens=_int(input_tokens),
-        output_tokens=_int(output_tokens),
-        cache_read_tokens=_int(attributes.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
-        cache_write_tokens=_int(
-            attributes.get(
-                sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, attributes.get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)
-            )
-        ),
-    )
+    cache_write = get(_CACHE_WRITE)
+    if cache_write is None:
+        cache_write = get(_CACHE_CREATION)
+    return Usage(_int(input_tokens), _int(output_tokens), _int(get(_CACHE_READ)), _int(cache_write))
 
 
 def model_of(attributes: Mapping[str, Any]) -> str | None:

@@ -331,6 +331,29 @@ def test_a_damaged_file_is_a_one_line_store_error_and_is_left_as_it_was(
     assert db.read_bytes() == garbage, "a damaged store is never overwritten"
 
 
+def test_rows_are_read_in_start_order_and_a_row_of_two_json_values_is_refused(tmp_path: Path, cap: Capture) -> None:
+    """The attributes of a session's rows are parsed together (one array of every row's text): a row whose text
+    holds two JSON values must be refused as damaged, never shift its neighbours' attributes."""
+    with agentotel.session("ordered"):
+        for customer in ("a", "b", "c"):
+            fetch_customer(customer)
+    db = tmp_path / "sessions.db"
+    with Store(db, create=True) as store:
+        store.write(list(reversed(records_from_spans(cap.spans))))  # stored out of start order
+        session_id = cap.session().id
+        records = store.records_for(session_id)
+        assert [r.start_ns for r in records] == sorted(r.start_ns for r in records) and len(records) == 4
+        assert [r.attributes[sc.AGENTOTEL_ACTION_TYPE] for r in records[1:]] == ["fetch_customer_data"] * 3
+    connection = sqlite3.connect(db)
+    span_id = records[1].span_id
+    connection.execute("UPDATE spans SET attributes = ? WHERE span_id = ?", ('{"a": 1}, {"b": 2}', span_id))
+    connection.commit()
+    connection.close()
+    with Store(db) as store, pytest.raises(StoreError) as raised:
+        store.records_for(session_id)
+    assert "damaged" in str(raised.value) and "attributes" in str(raised.value)
+
+
 def test_a_locked_store_is_a_clear_error_for_readers_and_a_failure_for_the_exporter(
     tmp_path: Path, cap: Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
