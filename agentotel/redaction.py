@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from opentelemetry.sdk.trace import Span, SpanProcessor
@@ -51,12 +51,16 @@ BUILTIN_PATTERNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 contain). Each match is replaced with `[REDACTED:<name>]`."""
 
 # A pattern runs only when one of its substrings is in the text: a regex scan costs ~1.5 µs a pattern on a short
-# message, a substring test a few dozen nanoseconds, and most content holds no secret at all.
+# message, a substring test a few dozen nanoseconds, and most content holds no secret at all. One search for any of
+# the substrings comes first: most texts hold none, and one scan of them costs a third less than a test each.
 _BUILTIN = tuple((name, re.compile(pattern), triggers) for name, pattern, triggers in BUILTIN_PATTERNS)
+_ANY_TRIGGER = re.compile("|".join(re.escape(t) for _, _, triggers in BUILTIN_PATTERNS for t in triggers))
 
 
 def redact_builtin(text: str) -> str:
     """`text` with every built-in pattern replaced by its `[REDACTED:<name>]` mark."""
+    if _ANY_TRIGGER.search(text) is None:
+        return text
     for name, pattern, triggers in _BUILTIN:
         for trigger in triggers:
             if trigger in text:
@@ -97,11 +101,14 @@ redaction = Redaction()
 """The process-wide redaction `init(redact=..., redact_builtin=...)` configures."""
 
 
-def redacted_attributes(attributes: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The content attributes of `attributes` that redaction changes (new values) and those it drops."""
+def redacted_attributes(
+    attributes: Mapping[str, Any], keys: Iterable[str] = CONTENT_ATTRIBUTES
+) -> tuple[dict[str, Any], list[str]]:
+    """The content attributes of `attributes` (those of `keys`) that redaction changes (new values) and those it
+    drops."""
     changed: dict[str, Any] = {}
     dropped: list[str] = []
-    for key in CONTENT_ATTRIBUTES:
+    for key in keys:
         value = attributes.get(key)
         if value is None:
             continue
@@ -119,6 +126,9 @@ def redacted_attributes(attributes: Mapping[str, Any]) -> tuple[dict[str, Any], 
     return changed, dropped
 
 
+_CONTENT_KEYS = tuple(sorted(CONTENT_ATTRIBUTES))
+
+
 class RedactionSpanProcessor(SpanProcessor):
     """Redacts content attributes of every span before any exporter, the store or the live sessions see it.
 
@@ -129,13 +139,16 @@ class RedactionSpanProcessor(SpanProcessor):
         if not settings.capture_content or not redaction.active:
             return
         attributes = span_attributes(span)  # a plain dict: lookups of absent keys cost nanoseconds, not a KeyError
-        if not attributes or not any(key in attributes for key in CONTENT_ATTRIBUTES):
+        if not attributes:
+            return
+        present = [key for key in _CONTENT_KEYS if key in attributes]  # looked up once: this runs for every span
+        if not present:
             return
         try:
-            changed, dropped = redacted_attributes(attributes)
+            changed, dropped = redacted_attributes(attributes, present)
         except Exception:
             log.warning("Could not redact a span's content; its content attributes are dropped", exc_info=True)
-            changed, dropped = {}, [key for key in CONTENT_ATTRIBUTES if key in attributes]
+            changed, dropped = {}, present
         if dropped:
             _drop_on_ending(span, dropped)
         if changed:
