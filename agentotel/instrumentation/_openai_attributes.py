@@ -327,9 +327,15 @@ class ChatStream:
             if self.capture:
                 piece = delta_get("content")
                 if piece:
-                    if state.text is None:
-                        state.text = _Bounded(self.limit)
-                    state.text.add(piece)
+                    gathered = state.text
+                    if gathered is None:
+                        gathered = state.text = _Bounded(self.limit)
+                    # `_Bounded.add` inlined for the common case (text that fits): this runs for every chunk.
+                    if type(piece) is str and gathered.length + len(piece) <= gathered.limit:
+                        gathered.pieces.append(piece)
+                        gathered.length += len(piece)
+                    else:
+                        gathered.add(piece)
                 piece = delta_get("refusal")
                 if piece:
                     if state.refusal is None:
