@@ -643,14 +643,16 @@ def build_sessions(records: Iterable[SpanRecord], *, include_traces_without_sess
     # The sessions a span of each `session.id` belongs to (that session and those it is nested in), worked out once
     # per id; each session's spans are gathered in order and added in one call (a lock per span was a fifth of
     # the build of a 100,000-span session).
-    chains: dict[Any, list[Session]] = {}
+    chains: dict[str | None, list[Session]] = {}
     gathered: dict[str, list[SpanRecord]] = {}
     session_id_key = sc.SESSION_ID
     for record in records:
         owner_id = record.attributes.get(session_id_key)
+        if owner_id is not None and type(owner_id) is not str:
+            owner_id = str(owner_id)  # another tool's value of another type (a list is no dict key)
         chain = chains.get(owner_id)
         if chain is None:
-            chain = _chain(sessions, sessions.get(str(owner_id)) if owner_id is not None else None)
+            chain = _chain(sessions, sessions.get(owner_id) if owner_id is not None else None)
             chains[owner_id] = chain
         if not chain:
             by_trace.setdefault(record.trace_id, []).append(record)
