@@ -20,6 +20,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
@@ -453,9 +454,13 @@ class Store:
 
     def _create_schema(self) -> None:
         # WAL lets readers (the CLI) read while apps write; it is a property of the file, set once.
-        mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()
+        mode = self._when_not_busy(lambda: self._db.execute("PRAGMA journal_mode = WAL").fetchone())
         if mode is None or str(mode[0]).lower() != "wal":
             log.debug("The session store %s is not in WAL mode (%s)", self.path, mode)
+        self._when_not_busy(self._create_tables)
+        self._has_schema = True
+
+    def _create_tables(self) -> None:
         with self._transaction():
             version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
             if version < SCHEMA_VERSION:  # another process may have made it while this one waited for the lock
@@ -463,7 +468,24 @@ class Store:
                     if statement.strip():
                         self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        self._has_schema = True
+
+    def _when_not_busy(self, action: Callable[[], T]) -> T:
+        """Runs `action`, again while another process holds the file's lock, for up to `self.timeout` seconds.
+
+        SQLite answers SQLITE_BUSY at once, without its busy handler, when a connection changes the journal mode
+        (or upgrades its lock) while another process makes the same new file: two apps starting together on a
+        fresh store would otherwise drop their first batch."""
+        deadline = time.monotonic() + self.timeout
+        pause = 0.005
+        while True:
+            try:
+                return action()
+            except sqlite3.OperationalError as error:
+                text = str(error).lower()
+                if ("locked" not in text and "busy" not in text) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
 
     @contextmanager
     def _guard(self) -> Iterator[None]:

@@ -85,6 +85,12 @@ APP = textwrap.dedent(
                 fetch_customer(None if n % 3 == 2 else f"c{n}")
         except ValueError:
             pass
+        if gate and n == 0:  # both have a session in flight before either goes on: their runs overlap
+            import glob
+            open(f"{gate}.{prefix}.first", "w").close()
+            deadline = time.time() + 30
+            while len(glob.glob(f"{gate}.*.first")) < 2 and time.time() < deadline:
+                time.sleep(0.005)
     """
 )
 
