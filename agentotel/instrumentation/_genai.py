@@ -22,7 +22,16 @@ from .. import semconv as sc
 from .._config import settings
 from .._content import parse_json
 from ..pricing import cost_attributes, cost_of_attributes
+from ..records import span_attributes
 from ..steps import record_error, set_content
+
+try:  # both SDKs build their responses on pydantic; without it no SDK model can reach `reader`
+    from pydantic import BaseModel
+except ImportError:  # pragma: no cover - pydantic comes with every SDK this package instruments
+
+    class BaseModel:  # type: ignore[no-redef]
+        """Stands in for pydantic's: no object is an instance of it."""
+
 
 log = logging.getLogger("agentotel")
 
@@ -52,6 +61,22 @@ def field(obj: Any, name: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
+def reader(obj: Any) -> Callable[[str], Any]:
+    """A fast `name -> value or None` reader of one SDK object, for the paths that run on every call or chunk.
+
+    A plain dict answers through its own `get`; a pydantic model (the SDK's responses and chunks) through its
+    `__dict__`, which holds its declared fields: reading a field the server left out through the model raises and
+    catches an `AttributeError` inside pydantic, a dict lookup costs nanoseconds. Anything else goes through
+    `field`. Never raises; the reader it returns never raises either."""
+    if type(obj) is dict:
+        return obj.get
+    if isinstance(obj, BaseModel):
+        fields = obj.__dict__
+        if type(fields) is dict:
+            return fields.get
+    return lambda name: field(obj, name)
+
+
 def items(value: Any) -> list[Any]:
     """`value` as a list when it is a sequence (list, tuple, ...), else `[]`. Never raises.
 
@@ -75,11 +100,20 @@ def number(value: Any) -> int | float | None:
 
 
 def as_float(value: Any) -> float | None:
+    """`value` as a float when it is a real number, else `None` (the exact types first: this runs per call)."""
+    kind = type(value)
+    if kind is float:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        return float(value)
     found = number(value)
     return None if found is None else float(found)
 
 
 def as_int(value: Any) -> int | None:
+    """`value` as an int when it is a real number, else `None` (the exact types first: this runs per call)."""
+    if type(value) is int:
+        return value
     found = number(value)
     return None if found is None else int(found)
 
@@ -184,9 +218,11 @@ class LLMCall:
     """One model call's CLIENT span, named `{operation} {model}`, child of the current span.
 
     Keeps the attributes it set beside the span, so its cost is computed from them (not from the span's private
-    state) and set before the span ends. Whether content is captured is decided once, when the call starts. The
-    span ends exactly once, whichever of `end()`'s callers (return, error, stream end, close, garbage collection)
-    comes first. Its methods never raise.
+    state) and set before the span ends. Attributes set after the start wait in `pending` and reach the span in
+    one `set_attributes` call when it ends: the SDK takes its lock and checks its limits once per call rather than
+    once per attribute (a response sets a dozen). Whether content is captured is decided once, when the call
+    starts. The span ends exactly once, whichever of `end()`'s callers (return, error, stream end, close, garbage
+    collection) comes first. Its methods never raise.
     """
 
     __slots__ = (
@@ -195,6 +231,7 @@ class LLMCall:
         "attributes",
         "capture_content",
         "first_chunk_ns",
+        "pending",
         "session_id",
         "span",
         "start_ns",
@@ -204,30 +241,30 @@ class LLMCall:
         self.start_ns = clock.now_ns()
         self.capture_content = settings.capture_content
         self.attributes: dict[str, Any] = {k: v for k, v in attributes.items() if v is not None}
+        self.pending: dict[str, Any] = {}
         self.first_chunk_ns: int | None = None
         self._ended = False
         self._lock = threading.Lock()
         name = f"{operation} {model}" if model else operation
         self.span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=self.attributes, start_time=self.start_ns)
-        self.session_id: Any = (getattr(self.span, "attributes", None) or {}).get(sc.SESSION_ID)
+        self.session_id: Any = span_attributes(self.span).get(sc.SESSION_ID)  # type: ignore[arg-type]
 
     @property
     def ended(self) -> bool:
         return self._ended
 
     def set(self, key: str, value: Any) -> None:
-        """Sets one attribute; `None` and empty lists are skipped. Never raises."""
-        if value is None or (isinstance(value, list) and not value) or self._ended:
+        """Sets one attribute (on the span when it ends); `None` and empty lists are skipped. Never raises."""
+        if value is None or self._ended or (type(value) is list and not value):
             return
-        try:
-            self.attributes[key] = value
-            self.span.set_attribute(key, value)
-        except Exception:
-            log.debug("Could not set %s on a model call's span", key, exc_info=True)
+        self.attributes[key] = self.pending[key] = value
 
     def set_all(self, attributes: Mapping[str, Any]) -> None:
+        """`set` for each item. Never raises."""
         for key, value in attributes.items():
-            self.set(key, value)
+            if value is None or self._ended or (type(value) is list and not value):
+                continue
+            self.attributes[key] = self.pending[key] = value
 
     def content(self, key: str, value: Any) -> None:
         """Sets a content attribute (bounded JSON) when content capture was on at the call's start."""
@@ -278,6 +315,11 @@ class LLMCall:
                 cost = cost_of_attributes(self.attributes)
                 if cost is not None:
                     self.set_all(cost_attributes(cost))
+            except Exception:
+                log.debug("Could not price a model call", exc_info=True)
+            try:
+                if self.pending:
+                    self.span.set_attributes(self.pending)
                 self._keep_identity()
             except Exception:
                 log.debug("Could not finish a model call's span", exc_info=True)

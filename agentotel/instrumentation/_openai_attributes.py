@@ -10,11 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pydantic import BaseModel
-
 from .. import semconv as sc
 from .._config import settings
-from ._genai import LLMCall, as_float, as_int, field, items, stop_sequences, text
+from ._genai import LLMCall, as_float, as_int, field, items, reader, stop_sequences, text
 from ._openai_messages import (
     chat_input_messages,
     chat_output_messages,
@@ -52,20 +50,44 @@ def _sampling(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _choice_count(value: Any) -> int | None:
+    count = as_int(value)
+    return count if count != 1 else None  # one choice is the default: left out
+
+
+_CHAT_REQUEST: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "temperature": (sc.GEN_AI_REQUEST_TEMPERATURE, as_float),
+    "top_p": (sc.GEN_AI_REQUEST_TOP_P, as_float),
+    "max_tokens": (sc.GEN_AI_REQUEST_MAX_TOKENS, as_int),
+    "frequency_penalty": (sc.GEN_AI_REQUEST_FREQUENCY_PENALTY, as_float),
+    "presence_penalty": (sc.GEN_AI_REQUEST_PRESENCE_PENALTY, as_float),
+    "stop": (sc.GEN_AI_REQUEST_STOP_SEQUENCES, stop_sequences),
+    "seed": (sc.GEN_AI_REQUEST_SEED, as_int),
+    "n": (sc.GEN_AI_REQUEST_CHOICE_COUNT, _choice_count),
+    "response_format": (sc.GEN_AI_OUTPUT_TYPE, _output_type),
+    "service_tier": (sc.OPENAI_REQUEST_SERVICE_TIER, lambda tier: None if tier == "auto" else text(tier)),
+}
+"""Chat request parameters recorded as attributes: parameter -> (attribute, converter to a value or `None`)."""
+
+
 def chat_request_attributes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The request attributes of `chat.completions.create` / `parse` (`None` values are left out later)."""
+    """The request attributes of `chat.completions.create` / `parse`, without `None` values.
+
+    Walks the parameters the app passed (a handful) rather than looking up every one it could have: this runs
+    for every call."""
+    found: dict[str, Any] = {sc.GEN_AI_REQUEST_STREAM: kwargs.get("stream") is True}
+    rules = _CHAT_REQUEST
+    for key, value in kwargs.items():
+        rule = rules.get(key)
+        if rule is None or value is None:
+            continue
+        converted = rule[1](value)
+        if converted is not None:
+            found[rule[0]] = converted
     max_tokens = as_int(kwargs.get("max_completion_tokens"))
-    choices = as_int(kwargs.get("n"))
-    return {
-        **_sampling(kwargs),
-        sc.GEN_AI_REQUEST_MAX_TOKENS: max_tokens if max_tokens is not None else as_int(kwargs.get("max_tokens")),
-        sc.GEN_AI_REQUEST_FREQUENCY_PENALTY: as_float(kwargs.get("frequency_penalty")),
-        sc.GEN_AI_REQUEST_PRESENCE_PENALTY: as_float(kwargs.get("presence_penalty")),
-        sc.GEN_AI_REQUEST_STOP_SEQUENCES: stop_sequences(kwargs.get("stop")),
-        sc.GEN_AI_REQUEST_SEED: as_int(kwargs.get("seed")),
-        sc.GEN_AI_REQUEST_CHOICE_COUNT: choices if choices not in (None, 1) else None,
-        sc.GEN_AI_OUTPUT_TYPE: _output_type(kwargs.get("response_format")),
-    }
+    if max_tokens is not None:  # the current name wins over the deprecated `max_tokens`
+        found[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    return found
 
 
 def responses_request_attributes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -108,31 +130,34 @@ def responses_request_content(call: LLMCall, kwargs: Mapping[str, Any]) -> None:
 
 
 def _usage(input_tokens: Any, output_tokens: Any, details_in: Any, details_out: Any) -> dict[str, Any]:
-    return {
+    attributes = {
         sc.GEN_AI_USAGE_INPUT_TOKENS: as_int(input_tokens),  # OpenAI's count already includes cached tokens
         sc.GEN_AI_USAGE_OUTPUT_TOKENS: as_int(output_tokens),
-        sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: as_int(field(details_in, "cached_tokens")),
-        sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: as_int(field(details_in, "cache_write_tokens")),
-        sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: as_int(field(details_out, "reasoning_tokens")),
     }
+    if details_in is not None:
+        get = reader(details_in)
+        attributes[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = as_int(get("cached_tokens"))
+        attributes[sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = as_int(get("cache_write_tokens"))
+    if details_out is not None:
+        attributes[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = as_int(reader(details_out)("reasoning_tokens"))
+    return attributes
 
 
 def chat_usage(usage: Any) -> dict[str, Any]:
     if usage is None:
         return {}
+    get = reader(usage)
     return _usage(
-        field(usage, "prompt_tokens"),
-        field(usage, "completion_tokens"),
-        field(usage, "prompt_tokens_details"),
-        field(usage, "completion_tokens_details"),
+        get("prompt_tokens"), get("completion_tokens"), get("prompt_tokens_details"), get("completion_tokens_details")
     )
 
 
 def _response_common(call: LLMCall, response: Any) -> None:
-    call.set(sc.GEN_AI_RESPONSE_ID, text(field(response, "id")))
-    call.set(sc.GEN_AI_RESPONSE_MODEL, text(field(response, "model")))
-    call.set(sc.OPENAI_RESPONSE_SERVICE_TIER, text(field(response, "service_tier")))
-    call.set(sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, text(field(response, "system_fingerprint")))
+    get = reader(response)
+    call.set(sc.GEN_AI_RESPONSE_ID, text(get("id")))
+    call.set(sc.GEN_AI_RESPONSE_MODEL, text(get("model")))
+    call.set(sc.OPENAI_RESPONSE_SERVICE_TIER, text(get("service_tier")))
+    call.set(sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, text(get("system_fingerprint")))
 
 
 def _tool_calls(call: LLMCall, calls: list[tuple[Any, Any]]) -> None:
@@ -142,14 +167,16 @@ def _tool_calls(call: LLMCall, calls: list[tuple[Any, Any]]) -> None:
         call.set(sc.AGENTOTEL_RESPONSE_TOOL_CALL_IDS, [str(call_id or "") for _, call_id in calls])
 
 
-def _chat_tool_calls(choices: list[Any]) -> list[tuple[Any, Any]]:
+def _chat_tool_calls(messages: list[Any]) -> list[tuple[Any, Any]]:
     found = []
-    for choice in choices:
-        msg = field(choice, "message")
-        for tool_call in items(field(msg, "tool_calls")):
-            spec = field(tool_call, "function") or field(tool_call, "custom")
-            found.append((field(spec, "name"), field(tool_call, "id")))
-        legacy = field(msg, "function_call")
+    for msg in messages:
+        get = reader(msg)
+        tool_calls = get("tool_calls")
+        if tool_calls:
+            for tool_call in items(tool_calls):
+                spec = field(tool_call, "function") or field(tool_call, "custom")
+                found.append((field(spec, "name"), field(tool_call, "id")))
+        legacy = get("function_call")
         if legacy is not None:
             found.append((field(legacy, "name"), None))
     return found
@@ -157,11 +184,23 @@ def _chat_tool_calls(choices: list[Any]) -> list[tuple[Any, Any]]:
 
 def record_chat_completion(call: LLMCall, completion: Any) -> None:
     """A chat completion's id, model, finish reasons, usage, tool calls and (content capture) output messages."""
-    choices = items(field(completion, "choices"))
+    get = reader(completion)
+    choices = get("choices")
+    choices = choices if type(choices) is list else items(choices)
     _response_common(call, completion)
-    call.set(sc.GEN_AI_RESPONSE_FINISH_REASONS, [str(r) for r in (field(c, "finish_reason") for c in choices) if r])
-    call.set_all(chat_usage(field(completion, "usage")))
-    _tool_calls(call, _chat_tool_calls(choices))
+    reasons: list[str] = []
+    messages: list[Any] = []
+    for choice in choices:
+        choice_get = reader(choice)
+        reason = choice_get("finish_reason")
+        if reason:
+            reasons.append(str(reason))
+        msg = choice_get("message")
+        if msg is not None:
+            messages.append(msg)
+    call.set(sc.GEN_AI_RESPONSE_FINISH_REASONS, reasons)
+    call.set_all(chat_usage(get("usage")))
+    _tool_calls(call, _chat_tool_calls(messages))
     if call.capture_content:
         call.content(sc.GEN_AI_OUTPUT_MESSAGES, chat_output_messages(choices))
 
@@ -264,26 +303,11 @@ class _ChoiceState:
 _HEAD = ("id", "model", "service_tier", "system_fingerprint")
 
 
-def _getter(obj: Any) -> Callable[[str], Any]:
-    """A fast `name -> value or None` reader of one chunk part, for the per-chunk path of a stream.
-
-    A plain dict answers through its own `get`; a pydantic model (the SDK's chunks) through its `__dict__`, which
-    holds its declared fields: reading a field the server left out through the model raises and catches an
-    `AttributeError` inside pydantic, a dict lookup costs nanoseconds. Anything else goes through `field`."""
-    if type(obj) is dict:
-        return obj.get
-    if isinstance(obj, BaseModel):
-        fields = obj.__dict__
-        if type(fields) is dict:
-            return fields.get
-    return lambda name: field(obj, name)
-
-
 class ChatStream:
     """Gathers a chat completion stream: id, model, finish reasons, usage (the final chunk, when the request set
     `stream_options.include_usage`), tool calls and, with content capture, the text.
 
-    `add` runs for every chunk of every stream, so it reads each chunk once, through `_getter`, and keeps only
+    `add` runs for every chunk of every stream, so it reads each chunk once, through `reader`, and keeps only
     the head fields it still lacks to look for."""
 
     def __init__(self, capture_content: bool) -> None:
@@ -295,7 +319,7 @@ class ChatStream:
         self.choices: dict[int, _ChoiceState] = {}
 
     def add(self, chunk: Any) -> None:
-        get = _getter(chunk)
+        get = reader(chunk)
         if self._head_missing:
             found = False
             for key in self._head_missing:
@@ -311,7 +335,7 @@ class ChatStream:
         if not choices:
             return
         for choice in choices if type(choices) is list else items(choices):
-            choice_get = _getter(choice)
+            choice_get = reader(choice)
             index = choice_get("index")
             index = (index if type(index) is int else as_int(index)) or 0
             state = self.choices.get(index)
@@ -323,7 +347,7 @@ class ChatStream:
             delta = choice_get("delta")
             if delta is None:
                 continue
-            delta_get = _getter(delta)
+            delta_get = reader(delta)
             if self.capture:
                 piece = delta_get("content")
                 if piece:

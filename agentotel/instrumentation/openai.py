@@ -129,19 +129,38 @@ def provider_name(client: Any) -> str:
         return sc.GEN_AI_PROVIDER_NAME_VALUE_OPENAI
 
 
+_CLIENT_ATTRIBUTES: dict[tuple[type, int], tuple[Any, dict[str, Any]]] = {}
+"""(client class, id of its base URL) -> (that URL, provider and server attributes): a client's base URL is parsed
+once, not on every call. The URL is kept beside the id, so a reused id of a collected URL is never mistaken."""
+_CLIENT_ATTRIBUTES_LIMIT = 256
+
+
+def client_attributes(client: Any) -> dict[str, Any]:
+    """`gen_ai.provider.name`, `server.address` and `server.port` of a client, read once per base URL. Never
+    raises."""
+    base_url = getattr(client, "base_url", None)
+    key = (type(client), id(base_url))
+    cached = _CLIENT_ATTRIBUTES.get(key)
+    if cached is not None and cached[0] is base_url:
+        return cached[1]
+    found = {sc.GEN_AI_PROVIDER_NAME: provider_name(client), **server_attributes(base_url)}
+    if len(_CLIENT_ATTRIBUTES) >= _CLIENT_ATTRIBUTES_LIMIT:  # bounded: apps that make a client per call
+        _CLIENT_ATTRIBUTES.clear()
+    _CLIENT_ATTRIBUTES[key] = (base_url, found)
+    return found
+
+
 def start_call(tracer: Tracer, operation: Operation, resource: Any, kwargs: Mapping[str, Any]) -> LLMCall | None:
     """Starts the call's span with the request's attributes (and messages, with content capture), or returns
     `None` when it cannot. Never raises."""
     try:
         model = text(kwargs.get("model"))
-        client = field(resource, "_client")
         start_attributes: dict[str, Any] = {
             sc.GEN_AI_OPERATION_NAME: operation.name,
-            sc.GEN_AI_PROVIDER_NAME: provider_name(client),
+            **client_attributes(getattr(resource, "_client", None)),
             sc.AGENTOTEL_STEP_KIND: sc.AGENTOTEL_STEP_KIND_VALUE_LLM,
             sc.GEN_AI_REQUEST_MODEL: model,
-            **server_attributes(field(client, "base_url")),
-            **{k: v for k, v in operation.request(kwargs).items() if v is not None},
+            **operation.request(kwargs),
         }
         call = LLMCall(tracer, operation.name, model, start_attributes)
     except Exception:
