@@ -9,8 +9,8 @@ only called from code that catches its faults.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,6 +21,7 @@ from .. import _clock as clock
 from .. import semconv as sc
 from .._config import settings
 from .._content import parse_json
+from .._span_attributes import set_plain_attributes
 from ..pricing import cost_attributes, cost_of_attributes
 from ..records import span_attributes
 from ..steps import record_error, set_content
@@ -61,6 +62,12 @@ def field(obj: Any, name: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
+_MODEL_TYPES: dict[type, bool] = {}
+"""type -> whether its instances are pydantic models read through `__dict__`: pydantic's metaclass derives from
+`ABCMeta`, whose `isinstance` costs more than this lookup, and `reader` runs several times per stream chunk."""
+_MODEL_TYPES_LIMIT = 4096
+
+
 def reader(obj: Any) -> Callable[[str], Any]:
     """A fast `name -> value or None` reader of one SDK object, for the paths that run on every call or chunk.
 
@@ -68,12 +75,16 @@ def reader(obj: Any) -> Callable[[str], Any]:
     `__dict__`, which holds its declared fields: reading a field the server left out through the model raises and
     catches an `AttributeError` inside pydantic, a dict lookup costs nanoseconds. Anything else goes through
     `field`. Never raises; the reader it returns never raises either."""
-    if type(obj) is dict:
-        return obj.get
-    if isinstance(obj, BaseModel):
-        fields = obj.__dict__
-        if type(fields) is dict:
-            return fields.get
+    kind = type(obj)
+    if kind is dict:
+        return obj.get  # type: ignore[no-any-return]
+    is_model = _MODEL_TYPES.get(kind)
+    if is_model is None:
+        is_model = isinstance(obj, BaseModel) and type(getattr(obj, "__dict__", None)) is dict
+        if len(_MODEL_TYPES) < _MODEL_TYPES_LIMIT:
+            _MODEL_TYPES[kind] = is_model
+    if is_model:
+        return obj.__dict__.get  # type: ignore[no-any-return]
     return lambda name: field(obj, name)
 
 
@@ -318,8 +329,7 @@ class LLMCall:
             except Exception:
                 log.debug("Could not price a model call", exc_info=True)
             try:
-                if self.pending:
-                    self.span.set_attributes(self.pending)
+                set_plain_attributes(self.span, self.pending)
                 self._keep_identity()
             except Exception:
                 log.debug("Could not finish a model call's span", exc_info=True)
@@ -353,29 +363,31 @@ class Accumulator(Protocol):
 
 
 class StreamRecorder:
-    """A streamed call: feeds chunks to an `Accumulator` and ends the call's span once. Never raises."""
+    """A streamed call: feeds chunks to an `Accumulator` and ends the call's span once. Never raises.
 
-    __slots__ = ("_done", "_lock", "accumulator", "call")
+    `chunk` is what a stream proxy calls for every chunk: the first chunk's handler notes the time to first chunk
+    and then hands `chunk` to the accumulator's `add` itself, and `finish` swaps in one that ignores chunks, so
+    the per-chunk path holds no checks of its own."""
+
+    __slots__ = ("_done", "_lock", "accumulator", "call", "chunk")
 
     def __init__(self, call: LLMCall, accumulator: Accumulator) -> None:
         self.call = call
         self.accumulator = accumulator
         self._done = False
         self._lock = threading.Lock()
+        self.chunk: Callable[[Any], None] = self._first_chunk
 
     @property
     def done(self) -> bool:
         return self._done
 
-    def chunk(self, item: Any) -> None:
+    def _first_chunk(self, item: Any) -> None:
         if self._done:
             return
-        try:
-            if self.call.first_chunk_ns is None:
-                self.call.chunk_arrived()
-            self.accumulator.add(item)
-        except Exception:
-            log.debug("Could not record a stream chunk", exc_info=True)
+        self.chunk = self.accumulator.add
+        self.call.chunk_arrived()
+        self.accumulator.add(item)
 
     def finish(self, error: BaseException | None = None) -> None:
         """Writes what the stream said onto the span and ends it; only the first call counts."""
@@ -383,6 +395,7 @@ class StreamRecorder:
             if self._done:
                 return
             self._done = True
+            self.chunk = _ignore
         try:
             self.accumulator.apply(self.call)
         except Exception:
@@ -390,22 +403,29 @@ class StreamRecorder:
         self.call.end(error)
 
     def abandon(self) -> None:
-        """Called when the stream object is garbage collected unfinished (a `weakref.finalize` callback)."""
+        """Called when the stream object is garbage collected unfinished. Never raises."""
         try:
-            self.finish()
+            if not self._done and not sys.is_finalizing():  # at interpreter exit the SDK has shut down
+                self.finish()
         except Exception:  # a finalizer must never raise: it would print to stderr at collection time
             pass
 
 
-def finalize_with(obj: object, recorder: StreamRecorder) -> weakref.finalize | None:  # type: ignore[type-arg]
-    """Ends the recorder's span when `obj` is garbage collected. Never raises."""
+def _ignore(item: Any) -> None:
+    """A finished recorder's chunk handler."""
+
+
+def _abandon(proxy: Any) -> None:
+    """A stream proxy's `__del__`: ends its span when the app dropped the stream unfinished. Never raises.
+
+    `__del__` rather than `weakref.finalize`: it costs nothing until the proxy dies, where a finalizer costs a
+    registration per stream."""
     try:
-        finalizer = weakref.finalize(obj, recorder.abandon)
-        finalizer.atexit = False  # a span still open at exit is not worth a callback during interpreter shutdown
-        return finalizer
-    except Exception:
-        log.debug("Could not watch a stream for garbage collection", exc_info=True)
-        return None
+        recorder = proxy._self_recorder
+    except Exception:  # __init__ did not get that far
+        return
+    if isinstance(recorder, StreamRecorder):
+        recorder.abandon()
 
 
 class StreamProxy(ObjectProxy):
@@ -416,7 +436,6 @@ class StreamProxy(ObjectProxy):
         super().__init__(wrapped)
         self._self_recorder = recorder
         self._self_iterator: Any = None
-        self._self_finalizer = finalize_with(self, recorder)
 
     def __iter__(self) -> StreamProxy:
         return self
@@ -437,6 +456,9 @@ class StreamProxy(ObjectProxy):
         except Exception:
             log.debug("Could not record a stream chunk", exc_info=True)
         return item
+
+    def __del__(self) -> None:
+        _abandon(self)
 
     def __enter__(self) -> StreamProxy:
         self.__wrapped__.__enter__()
@@ -462,7 +484,6 @@ class AsyncStreamProxy(ObjectProxy):
         super().__init__(wrapped)
         self._self_recorder = recorder
         self._self_iterator: Any = None
-        self._self_finalizer = finalize_with(self, recorder)
 
     def __aiter__(self) -> AsyncStreamProxy:
         return self
@@ -483,6 +504,9 @@ class AsyncStreamProxy(ObjectProxy):
         except Exception:
             log.debug("Could not record a stream chunk", exc_info=True)
         return item
+
+    def __del__(self) -> None:
+        _abandon(self)
 
     async def __aenter__(self) -> AsyncStreamProxy:
         await self.__wrapped__.__aenter__()

@@ -307,27 +307,29 @@ class ChatStream:
     """Gathers a chat completion stream: id, model, finish reasons, usage (the final chunk, when the request set
     `stream_options.include_usage`), tool calls and, with content capture, the text.
 
-    `add` runs for every chunk of every stream, so it reads each chunk once, through `reader`, and keeps only
-    the head fields it still lacks to look for."""
+    `add` runs for every chunk of every stream, so it reads each chunk once, through `reader`, and reads the head
+    (id, model, ...) only until a chunk carried it."""
 
     def __init__(self, capture_content: bool) -> None:
         self.capture = capture_content
         self.limit = settings.content_max_length
         self.head: dict[str, Any] = {}
-        self._head_missing: tuple[str, ...] = _HEAD
+        self._head_open = True
         self.usage: Any = None
         self.choices: dict[int, _ChoiceState] = {}
 
     def add(self, chunk: Any) -> None:
         get = reader(chunk)
-        if self._head_missing:
-            found = False
-            for key in self._head_missing:
+        if self._head_open:
+            # Every chunk repeats the head; the first with an id carries all of it (Azure's first chunk, the
+            # prompt filter results, has an empty id and model): after that one, stop looking.
+            head = self.head
+            for key in _HEAD:
                 value = get(key)
-                if value is not None:
-                    self.head[key], found = value, True
-            if found:
-                self._head_missing = tuple(key for key in _HEAD if key not in self.head)
+                if value:
+                    head[key] = value
+            if "id" in head:
+                self._head_open = False
         usage = get("usage")
         if usage is not None:
             self.usage = usage

@@ -33,23 +33,43 @@ Record = Callable[[LLMCall, Any], None]
 MakeAccumulator = Callable[[bool], Accumulator]
 
 
+_SDK_TYPES: dict[str, tuple[type, ...]] = {}
+"""The SDK's stream and raw-response classes, imported once (an import statement per call costs a lookup in
+`sys.modules` and more)."""
+
+
+def _sdk_types(kind: str) -> tuple[type, ...]:
+    """`streams` (sync, async) or `raw` response classes of the installed SDK; `()` when it has none."""
+    found = _SDK_TYPES.get(kind)
+    if found is None:
+        try:
+            if kind == "streams":
+                from openai import AsyncStream, Stream
+
+                found = (Stream, AsyncStream)
+            else:
+                from openai._legacy_response import LegacyAPIResponse
+                from openai._response import BaseAPIResponse
+
+                found = (LegacyAPIResponse, BaseAPIResponse)
+        except ImportError:
+            found = ()
+        _SDK_TYPES[kind] = found
+    return found
+
+
 def proxy_stream(result: Any, call: LLMCall, make: MakeAccumulator | None) -> Any:
     """A proxy that ends the call's span with the stream, or `None` when `result` is no SDK stream."""
-    from openai import AsyncStream, Stream
-
-    if make is None or not isinstance(result, (Stream, AsyncStream)):
+    streams = _sdk_types("streams")
+    if make is None or not streams or not isinstance(result, streams):
         return None
     recorder = StreamRecorder(call, make(call.capture_content))
-    return StreamProxy(result, recorder) if isinstance(result, Stream) else AsyncStreamProxy(result, recorder)
+    return StreamProxy(result, recorder) if isinstance(result, streams[0]) else AsyncStreamProxy(result, recorder)
 
 
 def is_raw_response(result: Any) -> bool:
-    try:
-        from openai._legacy_response import LegacyAPIResponse
-        from openai._response import BaseAPIResponse
-    except ImportError:
-        return False
-    return isinstance(result, (LegacyAPIResponse, BaseAPIResponse))
+    raw = _sdk_types("raw")
+    return bool(raw) and isinstance(result, raw)
 
 
 def _is_stream(raw: Any) -> bool:

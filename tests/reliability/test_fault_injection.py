@@ -282,7 +282,7 @@ TARGETS = [
     Target(_genai.LLMCall, "end"),
     Target(_genai.LLMCall, "set"),
     Target(_genai.StreamRecorder, "finish"),
-    Target(_genai.StreamRecorder, "chunk"),
+    Target(_genai.StreamRecorder, "_first_chunk"),
     Target(_genai, "cost_of_attributes"),
     # exporters
     Target(InMemorySpanExporter, "export"),
