@@ -83,6 +83,47 @@ def llm_rows(
     return {"rows": rows}
 
 
+def instruction_rows(results: Sequence[dict[str, Any]], missing: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Instruction rows: for each peer and content mode, the instructions one call executes with no tracing and
+    those the peer adds (callgrind; the calling thread), plain and streamed, and the ratio of the added count to
+    the fastest other peer's."""
+    rows: list[dict[str, Any]] = []
+    for found in results:
+        row: dict[str, Any] = {"peer": found.get("peer"), "content": found.get("mode")}
+        if found.get("status") != "ok":
+            rows.append({**row, "status": "not-run", "reason": found.get("reason") or found.get("status")})
+            continue
+        row.update(
+            status="ok",
+            versions=found.get("versions"),
+            spans_per_call=found.get("spans_per_call"),
+            prompt_recorded=found.get("prompt_recorded"),
+        )
+        for kind in KINDS:
+            row[f"{kind}_base"] = found[kind]["baseline_instructions"]
+            row[f"{kind}_added"] = found[kind]["added_instructions"]
+        rows.append(row)
+    for mode in ("off", "on"):
+        for kind in KINDS:
+            others = [
+                r[f"{kind}_added"]
+                for r in rows
+                if r["status"] == "ok" and r["content"] == mode and r["peer"] != "agentotel"
+            ]
+            fastest = min(others) if others else None
+            for r in rows:
+                if r["content"] == mode and r["status"] == "ok":
+                    added = r[f"{kind}_added"]
+                    r[f"{kind}_ratio_to_fastest_peer"] = (
+                        round(added / fastest, 2) if fastest is not None and fastest > 0 else None
+                    )
+    for entry in missing:
+        for mode in ("off", "on"):
+            rows.append({"peer": entry["peer"], "content": mode, **entry})
+    rows.sort(key=lambda r: (r["content"], PEER_ORDER.get(r["peer"], 99)))
+    return {"rows": rows}
+
+
 def step_rows(results: Sequence[Sequence[dict[str, Any]]], missing: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Step rows: each case's CPU µs per call and its ratio to the floor measured in the same process."""
     rows: list[dict[str, Any]] = []
@@ -164,6 +205,17 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
                     f"+{row.get(f'{kind}_added_us')} us",
                 )
             )
+    for row in data.get("instructions", {}).get("rows", []):
+        if row.get("peer") != "agentotel":
+            continue
+        for kind in KINDS:
+            name = f"LLM call ({kind}), content {row['content']}: added instructions / fastest peer's"
+            if row.get("status") != "ok":
+                found.append(_target(name, None, "< 1x", None, str(row.get("reason"))))
+                continue
+            ratio = row.get(f"{kind}_ratio_to_fastest_peer")
+            note = f"+{row[f'{kind}_added']:,} instructions"
+            found.append(_target(name, ratio, "< 1x", None if ratio is None else ratio < 1, note))
     recon = data.get("reconstruction", {})
     for key, label in (
         ("otlp_json", "100,000-span session from OTLP JSON"),
@@ -265,6 +317,44 @@ def _llm_table(data: dict[str, Any]) -> str:
         "spans/call",
         "prompt in spans",
         "span names / why not run",
+    ]
+    return _table(header, rows)
+
+
+def _instructions_table(data: dict[str, Any]) -> str:
+    rows = []
+    for r in data["instructions"]["rows"]:
+        if r.get("status") != "ok":
+            rows.append([r["peer"], r["content"], *["-"] * 8, f"not run: {r.get('reason')}"])
+            continue
+        versions = r.get("versions") or {}
+        rows.append(
+            [
+                r["peer"],
+                r["content"],
+                versions.get("openai"),
+                round(r["plain_base"] / 1e6, 2),
+                round(r["plain_added"] / 1e3, 1),
+                r.get("plain_ratio_to_fastest_peer"),
+                round(r["stream_base"] / 1e6, 2),
+                round(r["stream_added"] / 1e3, 1),
+                r.get("stream_ratio_to_fastest_peer"),
+                r.get("spans_per_call"),
+                r.get("prompt_recorded"),
+            ]
+        )
+    header = [
+        "peer",
+        "content",
+        "openai",
+        "plain: base M",
+        "plain: +k",
+        "x fastest peer",
+        "stream: base M",
+        "stream: +k",
+        "x fastest peer",
+        "spans/call",
+        "prompt in spans",
     ]
     return _table(header, rows)
 
@@ -414,6 +504,12 @@ def render(data: dict[str, Any]) -> str:
             "llm",
             "### 1. Per-LLM-call overhead (CPU µs per call; +µs = traced minus uninstrumented, same process)",
             _llm_table,
+        ),
+        (
+            "instructions",
+            "### 1b. Per-LLM-call overhead in instructions (callgrind, calling thread; M = millions, +k = thousands "
+            "added by tracing, same process)",
+            _instructions_table,
         ),
         (
             "steps",

@@ -167,9 +167,7 @@ def outside(args: argparse.Namespace) -> dict[str, Any]:
         blocks = inner.pop("blocks")
         result.update(inner)
         if inner.get("status") == "ok":
-            per_call = {
-                label: read_total(folder / block["file"]) / block["calls"] for label, block in blocks.items()
-            }
+            per_call = {label: read_total(folder / block["file"]) / block["calls"] for label, block in blocks.items()}
             for kind in ("plain", "stream"):
                 base = per_call[f"baseline.{kind}"]
                 traced = per_call[f"traced.{kind}"]

@@ -36,7 +36,7 @@ import _harness as harness  # noqa: E402
 import _report as report  # noqa: E402
 from peers.setup import PEERS, is_ready, venv_python  # noqa: E402
 
-SCENARIOS = ("llm", "steps", "processors", "reconstruction", "memory")
+SCENARIOS = ("llm", "instructions", "steps", "processors", "reconstruction", "memory")
 LLM_PEERS = ("agentotel", "otel-openai-v2", "traceloop", "openinference", "openlit", "agentops")
 STEP_PEERS = ("agentotel", "agentops", "traceloop")
 RESULTS = HERE / "results" / "latest.json"
@@ -48,6 +48,7 @@ class Profile:
 
     rounds: int
     llm: list[str]
+    instructions: list[str]
     steps: list[str]
     processors: list[str]
     reconstruction: list[str]
@@ -61,6 +62,7 @@ class Profile:
 FULL = Profile(
     rounds=3,
     llm=["--blocks", "30", "--block", "20", "--warmup", "20", "--budget", "2.0"],
+    instructions=["--plain", "40", "--stream", "15", "--warmup", "20"],
     steps=["--blocks", "20", "--block", "300", "--warmup", "300", "--budget", "3.0"],
     processors=["--sessions", "1,100,10000", "--spans", "20000", "--block", "1000"],
     reconstruction=["--spans", "100000", "--stored-sessions", "100000", "--events", "10000", "--repeat", "3"],
@@ -70,6 +72,7 @@ FULL = Profile(
 SMOKE = Profile(
     rounds=1,
     llm=["--blocks", "3", "--block", "2", "--warmup", "1", "--budget", "0.5"],
+    instructions=["--plain", "2", "--stream", "1", "--warmup", "1"],
     steps=["--blocks", "3", "--block", "20", "--warmup", "5", "--budget", "0.5"],
     processors=["--sessions", "1,10", "--spans", "200", "--block", "50"],
     reconstruction=["--spans", "2000", "--stored-sessions", "300", "--events", "300", "--repeat", "1"],
@@ -135,6 +138,36 @@ def llm_jobs(profile: Profile) -> tuple[list[Job], list[dict[str, Any]]]:
             args = ["--peer", peer, "--mode", "off", "--session", *profile.llm]
             jobs.append(Job("llm", "bench_llm.py", python, args, {"peer": peer, "mode": "off", "session": True}))
     return jobs, missing
+
+
+def instruction_jobs(profile: Profile) -> tuple[list[Job], list[dict[str, Any]]]:
+    """One callgrind run per (peer, content mode): instruction counts are the same from run to run, so one
+    round is enough."""
+    jobs: list[Job] = []
+    missing: list[dict[str, Any]] = []
+    for peer in LLM_PEERS if profile.peers else ("agentotel",):
+        python, reason = _peer_python(peer)
+        if python is None:
+            missing.append({"peer": peer, "status": "not-run", "reason": reason})
+            continue
+        for mode in ("off", "on"):
+            args = ["--peer", peer, "--mode", mode, *profile.instructions]
+            jobs.append(Job("instructions", "bench_instructions.py", python, args, {"peer": peer, "mode": mode}))
+    return jobs, missing
+
+
+def run_parallel(jobs: list[Job], timeout_s: float, log: Any, workers: int = 2) -> list[dict[str, Any]]:
+    """Each job once, `workers` at a time: for instruction counts, which another process on the core cannot
+    change (CPU-time jobs always run one at a time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(job: Job) -> dict[str, Any]:
+        found = run_job(job, timeout_s)
+        log(f"  {job.scenario} {json.dumps(job.label)}: {found.get('status')}")
+        return found
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, jobs))
 
 
 def step_jobs(profile: Profile) -> tuple[list[Job], list[dict[str, Any]]]:
@@ -218,6 +251,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("LLM-call overhead ...")
         jobs, missing = llm_jobs(profile)
         data["llm"] = report.llm_rows(jobs, run_rounds(jobs, rounds, profile.timeout_s, log), missing)
+    if "instructions" in wanted:
+        log("LLM-call instructions (callgrind) ...")
+        jobs, missing = instruction_jobs(profile)
+        data["instructions"] = report.instruction_rows(run_parallel(jobs, profile.timeout_s * 2, log), missing)
     if "steps" in wanted:
         log("Step overhead ...")
         jobs, missing = step_jobs(profile)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         [sys.executable, str(RUNNER), "--smoke", "--quiet", "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=480,
         env=env,
         cwd=ROOT,
     )
@@ -54,6 +55,25 @@ def test_llm_rows_trace_one_span_per_call_and_follow_content_capture(smoke: dict
             assert row[f"{kind}_base_us"] > 0
             assert isinstance(row[f"{kind}_added_us"], float)
             assert len(row[f"{kind}_added_per_round_us"]) == row["rounds"] == 1
+
+
+def test_instruction_rows_count_a_traced_call_against_its_uninstrumented_twin(smoke: dict[str, Any]) -> None:
+    if shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed (.ci/run installs it)")
+    rows = {(r["peer"], r["content"]): r for r in smoke["instructions"]["rows"]}
+    for content in ("off", "on"):
+        row = rows[("agentotel", content)]
+        assert row["status"] == "ok", row
+        assert row["spans_per_call"] == pytest.approx(1.0, abs=0.05)
+        assert row["prompt_recorded"] is (content == "on")
+        for kind in ("plain", "stream"):
+            # An uninstrumented call runs millions of instructions; tracing adds some, never removes any.
+            assert row[f"{kind}_base"] > 1_000_000
+            assert 0 < row[f"{kind}_added"] < row[f"{kind}_base"]
+    # A stream of 20 chunks costs more to trace than a plain call, and capturing content costs more than not.
+    off, on = rows[("agentotel", "off")], rows[("agentotel", "on")]
+    assert off["stream_added"] > off["plain_added"]
+    assert on["plain_added"] > off["plain_added"]
 
 
 def test_step_rows_compare_each_case_with_its_floor(smoke: dict[str, Any]) -> None:
