@@ -42,8 +42,8 @@ def set_plain_attributes(span: Any, attributes: Mapping[str, Any]) -> None:
         bounded = span._attributes
         insert = bounded._setitem_locked
         max_length = bounded.max_value_len
-        if type(bounded._dict) is not dict or bounded._immutable:
-            raise LookupError("not the SDK's attribute store")
+        if type(bounded._dict) is not dict or bounded._immutable or bounded.maxlen == 0:
+            raise LookupError("not the SDK's attribute store, or one that keeps nothing")
         cleaned = {}
         for key, value in attributes.items():
             found = _plain(value, max_length)

@@ -836,3 +836,40 @@ async def test_async_abandoned_stream_ends_once(cap: Capture, server: LLMServer,
     gc.collect()
     assert len(llm_spans(cap)) == 1
     await aclient.close()
+
+
+def test_azure_streams_first_chunk_without_id_or_model_does_not_blank_the_response_id(cap: Capture) -> None:
+    # Azure OpenAI opens a stream with a chunk of prompt filter results whose id and model are empty; the
+    # response id and model come with the next chunks.
+    import importlib
+
+    base_client = importlib.import_module("openai._base_client")
+    http = getattr(base_client, "httpx2", None) or getattr(base_client, "httpx")  # noqa: B009
+    chunks = [
+        {"id": "", "object": "", "created": 0, "model": "", "choices": [], "prompt_filter_results": []},
+        {
+            "id": "chatcmpl-azure",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "gpt-4o-2024-08-06",
+            "system_fingerprint": "fp_azure",
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+        },
+    ]
+    body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+
+    def handler(request: Any) -> Any:
+        return http.Response(200, headers={"content-type": "text/event-stream"}, content=body.encode())
+
+    sdk = openai.OpenAI(
+        api_key=API_KEY,
+        base_url="https://example.openai.azure.com/openai/v1",
+        max_retries=0,
+        http_client=http.Client(transport=http.MockTransport(handler)),
+    )
+    assert len(list(sdk.chat.completions.create(model="gpt-4o", messages=USER, stream=True))) == 2
+    found = attrs(one_span(cap))
+    assert found[sc.GEN_AI_RESPONSE_ID] == "chatcmpl-azure"
+    assert found[sc.GEN_AI_RESPONSE_MODEL] == "gpt-4o-2024-08-06"
+    assert found[sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] == "fp_azure"
+    assert found[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
