@@ -3,6 +3,7 @@
     agentotel sessions [--since 1h] [--tag T] [--state Fail] [--limit N] [--source S] [--json]
     agentotel replay SESSION_ID|TRACE_ID|last [--source S] [--json]
     agentotel check [--max-failure-rate 0.05] [--max-cost USD] [--min-sessions N] [--since ...] [--tag ...]
+    agentotel prune [--keep N] [--older-than 30d] [--vacuum] [--source STORE] [--json]
     agentotel demo [--store PATH] [--json]
 
 Exit codes: 0 ok, 1 a check failed, 2 bad usage or input (an unknown id, a damaged or locked store, a bad
@@ -193,6 +194,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(run=cmd_check)
 
+    prune = commands.add_parser(
+        "prune",
+        parents=[common],
+        help="remove old sessions from the store",
+        description=(
+            "Remove the oldest sessions from a store (the sessions nested in them and every span of them): those "
+            "beyond the newest N, or those that ended before a moment. Apps do this themselves past "
+            "AGENTOTEL_STORE_MAX_SESSIONS (default 10000)."
+        ),
+    )
+    prune.add_argument("--keep", type=_count, metavar="N", help="keep the newest N sessions")
+    prune.add_argument(
+        "--older-than", type=parse_since, metavar="WHEN", help="remove sessions that ended over 30d, 12h ... ago"
+    )
+    prune.add_argument("--vacuum", action="store_true", help="then give the freed space back to the disk")
+    prune.set_defaults(run=cmd_prune)
+
     demo = commands.add_parser(
         "demo",
         help="run a small support agent and replay its sessions (no API key, no network)",
@@ -342,6 +360,34 @@ def cmd_check(args: argparse.Namespace, out: Output) -> int:
         for problem in figures["problems"]:
             out.line(f"Check failed: {problem}", style="bold red")
     return EXIT_OK if figures["ok"] else EXIT_CHECK_FAILED
+
+
+def _many(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def cmd_prune(args: argparse.Namespace, out: Output) -> int:
+    if args.keep is None and args.older_than is None:
+        raise UsageError(f"{PROG} prune: give --keep N, --older-than WHEN or both (see {PROG} prune --help)")
+    from .sources.store import StoreSource
+
+    with _source(args) as source:
+        if not isinstance(source, StoreSource):
+            raise UsageError(f"{PROG} prune: {source.location} is not a store; only a store's sessions can be removed")
+        store = source.store
+        removed, spans = (0, 0) if store is None else store.prune(keep=args.keep, ended_before=args.older_than)
+        if store is not None and args.vacuum:
+            store.vacuum()
+        left = (0, 0) if store is None else store.counts()
+        figures = {"removed_sessions": removed, "removed_spans": spans, "sessions": left[0], "spans": left[1]}
+        if args.json:
+            _print_json(out, {"source": source.location, **figures})
+        else:
+            out.line(
+                f"Removed {_many(removed, 'session')} ({_many(spans, 'span')}) from {source.location}; "
+                f"{_many(left[0], 'session')} ({_many(left[1], 'span')}) left."
+            )
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace, out: Output) -> int:

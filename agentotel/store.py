@@ -11,6 +11,11 @@ with `INSERT OR REPLACE` on (trace id, span id), so a batch retried or exported 
 
 Two tables: `spans` (every span, normalised like a `SpanRecord`) and `sessions` (one row per session, filled when
 the session's root span arrives, with the totals it carries), so that listing sessions never reads spans.
+
+Retention: the store keeps the newest `AGENTOTEL_STORE_MAX_SESSIONS` outermost sessions (default 10,000; `0` keeps
+every one). When an app's writes take it past that by a tenth, its exporter removes the oldest sessions, the
+sessions nested in them and their spans, on the batch processor's thread. `agentotel prune` does the same by hand,
+by count or by age.
 """
 
 from __future__ import annotations
@@ -51,14 +56,18 @@ FORK_WAIT_S = 1.0
 """Longest a `fork()` waits for a write to the store in progress to finish."""
 READ_TIMEOUT_S = 5.0
 """How long a reader waits for a lock (only a writer in exclusive locking mode blocks readers in WAL mode)."""
+MAX_SESSIONS_ENV = "AGENTOTEL_STORE_MAX_SESSIONS"
+DEFAULT_MAX_SESSIONS = 10_000
 
 __all__ = [
+    "MAX_SESSIONS_ENV",
     "STORE_ENV",
     "Store",
     "StoreError",
     "StoreSpanExporter",
     "default_store_path",
     "store_exporters",
+    "store_max_sessions",
     "store_path",
 ]
 
@@ -96,6 +105,27 @@ def store_path(environ: Mapping[str, str] | None = None) -> Path | None:
     if value.lower() in OFF_VALUES:
         return None
     return Path(value).expanduser()
+
+
+def store_max_sessions(environ: Mapping[str, str] | None = None) -> int | None:
+    """How many outermost sessions the store keeps (`AGENTOTEL_STORE_MAX_SESSIONS`; default 10,000); `None` keeps
+    every one (`0`, `off`). A value that is no whole number is reported once and the default applies. Never raises."""
+    env = os.environ if environ is None else environ
+    value = env.get(MAX_SESSIONS_ENV, "").strip()
+    if not value:
+        return DEFAULT_MAX_SESSIONS
+    if value.lower() in OFF_VALUES:
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        count = -1
+    if count < 0:
+        log.warning(
+            "%s=%r is not a whole number; the store keeps %d sessions", MAX_SESSIONS_ENV, value, DEFAULT_MAX_SESSIONS
+        )
+        return DEFAULT_MAX_SESSIONS
+    return count or None
 
 
 def store_exporters(*, other_export: bool, environ: Mapping[str, str] | None = None) -> list[SpanExporter]:
@@ -159,6 +189,8 @@ CREATE INDEX IF NOT EXISTS sessions_end_state ON sessions (end_state);
 CREATE INDEX IF NOT EXISTS sessions_parent_id ON sessions (parent_id);
 """
 
+_OUTERMOST = "(parent_id IS NULL OR parent_id NOT IN (SELECT session_id FROM sessions))"
+"""SQL: a session row nested in no stored session."""
 _SPAN_COLUMNS = (
     "trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status_code, status_message, attributes, "
     "exceptions, service_name, session_id"
@@ -513,10 +545,11 @@ class Store:
 
     # --- writing ----------------------------------------------------------------------------------------------------
 
-    def write(self, records: Sequence[SpanRecord]) -> None:
-        """Stores span records (and a session row for each session root among them) in one transaction."""
+    def write(self, records: Sequence[SpanRecord]) -> int:
+        """Stores span records (and a session row for each session root among them) in one transaction; returns
+        how many session rows it wrote."""
         if not records:
-            return
+            return 0
         spans = [_span_row(r) for r in records]
         sessions = [row for row in (_session_row(r) for r in records) if row is not None]
         with self._guard():
@@ -528,6 +561,79 @@ class Store:
                     self._db.executemany(
                         f"INSERT OR REPLACE INTO sessions ({_SESSION_COLUMNS}) VALUES ({_marks(17)})", sessions
                     )
+        return len(sessions)
+
+    # --- retention --------------------------------------------------------------------------------------------------
+
+    def holds_more_sessions_than(self, count: int) -> bool:
+        """Whether more than `count` outermost sessions are stored (an index walk of `count` entries, no count of
+        the whole table)."""
+        rows = self._query(
+            f"SELECT 1 FROM sessions WHERE {_OUTERMOST} ORDER BY start_ns DESC LIMIT 1 OFFSET ?", (max(0, count),)
+        )
+        return bool(rows)
+
+    def prune(
+        self, *, keep: int | None = None, ended_before: datetime | timedelta | int | None = None
+    ) -> tuple[int, int]:
+        """Removes the outermost sessions older than the newest `keep` and those that ended before `ended_before`
+        (a moment, a span of time before now, or ns since the epoch), with the sessions nested in them and every
+        span of those; returns (sessions removed, spans removed). Spans of no session go with them when they ended
+        before the oldest session kept started (or before `ended_before`). Spans of a session still running (no
+        session row yet) are only removed by age. One transaction: readers see the store before or after."""
+        if keep is None and ended_before is None:
+            raise ValueError("prune() needs keep= or ended_before=")
+        cutoff = since_ns(ended_before)
+        with self._guard():
+            if not self._has_schema:
+                return (0, 0)
+            with self._transaction():
+                db = self._db
+                db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
+                db.execute("DELETE FROM doomed")
+                if keep is not None:
+                    db.execute(
+                        f"INSERT OR IGNORE INTO doomed SELECT session_id FROM sessions WHERE {_OUTERMOST} "
+                        "ORDER BY start_ns DESC LIMIT -1 OFFSET ?",
+                        (max(0, int(keep)),),
+                    )
+                if cutoff is not None:
+                    db.execute(
+                        f"INSERT OR IGNORE INTO doomed SELECT session_id FROM sessions WHERE {_OUTERMOST} "
+                        "AND end_ns < ?",
+                        (cutoff,),
+                    )
+                db.execute(
+                    "INSERT OR IGNORE INTO doomed WITH RECURSIVE tree(id) AS (SELECT id FROM doomed UNION "
+                    "SELECT s.session_id FROM sessions s JOIN tree ON s.parent_id = tree.id) SELECT id FROM tree"
+                )
+                removed_spans = db.execute("DELETE FROM spans WHERE session_id IN (SELECT id FROM doomed)").rowcount
+                removed_sessions = db.execute(
+                    "DELETE FROM sessions WHERE session_id IN (SELECT id FROM doomed)"
+                ).rowcount
+                boundary = cutoff
+                if keep is not None and removed_sessions:
+                    oldest_kept = db.execute(f"SELECT MIN(start_ns) FROM sessions WHERE {_OUTERMOST}").fetchone()[0]
+                    if oldest_kept is not None:
+                        boundary = oldest_kept if boundary is None else max(boundary, oldest_kept)
+                if boundary is not None:
+                    removed_spans += db.execute(
+                        "DELETE FROM spans WHERE session_id IS NULL AND end_ns < ?", (boundary,)
+                    ).rowcount
+                if cutoff is not None:
+                    removed_spans += db.execute(
+                        "DELETE FROM spans WHERE end_ns < ? AND session_id IS NOT NULL AND session_id NOT IN "
+                        "(SELECT session_id FROM sessions)",
+                        (cutoff,),
+                    ).rowcount
+                db.execute("DELETE FROM doomed")
+        return (removed_sessions, removed_spans)
+
+    def vacuum(self) -> None:
+        """Gives the space of removed rows back to the file system (rewrites the file; waits for other writers)."""
+        with self._guard():
+            if self._has_schema:
+                self._db.execute("VACUUM")
 
     # --- reading ----------------------------------------------------------------------------------------------------
 
@@ -687,6 +793,7 @@ class StoreSpanExporter(SpanExporter):
         self._warned = False
         self._shut_down = False
         self._held_for_fork = False
+        self.max_sessions = store_max_sessions()
         if hasattr(os, "register_at_fork"):
             # A fork while the batch processor's thread writes would leave the child a lock never released and
             # SQLite's record of the parent's file locks (a new connection of the child then waits on them until
@@ -723,11 +830,25 @@ class StoreSpanExporter(SpanExporter):
                 if self._store is None:
                     self._store = Store(self.path, create=True)
                     self._pid = os.getpid()
-                self._store.write(records)
+                if self._store.write(records):
+                    self._keep_within_limit(self._store)
             return SpanExportResult.SUCCESS
         except Exception as error:
             self._report(error)
             return SpanExportResult.FAILURE
+
+    def _keep_within_limit(self, store: Store) -> None:
+        """Removes the oldest sessions once the store holds a tenth more than `max_sessions` (so that removal runs
+        once per many batches, not after each). Never raises: a store that cannot be pruned still took the spans."""
+        limit = self.max_sessions
+        if limit is None:
+            return
+        try:
+            if store.holds_more_sessions_than(limit + max(10, limit // 10)):
+                removed, spans = store.prune(keep=limit)
+                log.debug("Removed the %d oldest sessions (%d spans) from the store %s", removed, spans, self.path)
+        except Exception:
+            log.debug("Could not remove old sessions from the store", exc_info=True)
 
     def _report(self, error: Exception) -> None:
         if not self._warned:
