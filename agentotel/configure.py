@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from opentelemetry import trace
@@ -32,7 +33,7 @@ from ._config import content_capture_from_env, settings
 from ._loss import batch_processor
 from .processors import AgentotelSpanProcessor, ExportPipeline
 from .redaction import redaction
-from .store import store_exporters
+from .store import StoreSpanExporter, store_exporters
 
 log = logging.getLogger("agentotel")
 
@@ -189,6 +190,20 @@ def init(
         state.initialized = True
     if instrument:
         _instrument_clients()
+
+
+def store_in_use() -> Path | None:
+    """The path of the session store agentotel's pipeline writes to, or `None` when it writes to none. Never
+    raises."""
+    try:
+        for processor in state.pipeline.processors if state.pipeline is not None else ():
+            exporter: Any = getattr(processor, "exporter", None) or getattr(processor, "span_exporter", None)
+            exporter = getattr(exporter, "exporter", exporter)  # inside the loss-counting wrapper
+            if isinstance(exporter, StoreSpanExporter):
+                return exporter.path
+    except Exception:
+        log.debug("Could not tell whether the session store is in use", exc_info=True)
+    return None
 
 
 def ensure_initialized() -> None:

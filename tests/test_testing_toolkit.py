@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import agentotel
@@ -190,3 +192,32 @@ def test_pytest_plugin_is_silent_without_sessions(pytester: pytest.Pytester) -> 
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert "session(s)" not in result.stdout.str()
+
+
+MANY_FAILURES_TEST = """
+import agentotel
+import pytest
+
+@pytest.mark.parametrize("n", range(7))
+def test_fails(n, agentotel_session):
+    assert False, "deliberate"
+"""
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_pytest_summary_says_where_the_failures_it_does_not_show_are(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, stored: bool
+) -> None:
+    store = pytester.path / "runs.db"
+    monkeypatch.setenv("AGENTOTEL_STORE", str(store) if stored else "off")
+    for name in [k for k in os.environ if k.startswith("OTEL_")]:
+        monkeypatch.delenv(name)
+    pytester.makepyfile(MANY_FAILURES_TEST)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=7)
+    if stored:
+        result.stdout.fnmatch_lines(
+            [f"... and 2 more failed session(s): see `agentotel sessions --state Fail --source {store}`"]
+        )
+    else:
+        result.stdout.fnmatch_lines(["... and 2 more failed session(s) (not stored: the session store is off*"])

@@ -96,4 +96,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         write(session.replay())
     hidden = _log.failed - len(_log.failures)
     if hidden > 0:
-        write(f"... and {hidden} more failed session(s): see `agentotel sessions --state Fail`")
+        write(f"... and {hidden} more failed session(s){_where_to_find_them()}")
+
+
+def _where_to_find_them() -> str:
+    """Where the failed sessions not shown can be listed: the store the run wrote to, if any."""
+    from ..configure import store_in_use
+    from ..store import default_store_path
+
+    path = store_in_use()
+    if path is None:
+        return " (not stored: the session store is off in this run, or another exporter took its place)"
+    source = "" if path == default_store_path() else f" --source {path}"
+    return f": see `agentotel sessions --state Fail{source}`"
