@@ -62,10 +62,10 @@ def field(obj: Any, name: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
-_MODEL_TYPES: dict[type, bool] = {}
+MODEL_TYPES: dict[type, bool] = {}
 """type -> whether its instances are pydantic models read through `__dict__`: pydantic's metaclass derives from
 `ABCMeta`, whose `isinstance` costs more than this lookup, and `reader` runs several times per stream chunk."""
-_MODEL_TYPES_LIMIT = 4096
+MODEL_TYPES_LIMIT = 4096
 
 
 def reader(obj: Any) -> Callable[[str], Any]:
@@ -78,11 +78,11 @@ def reader(obj: Any) -> Callable[[str], Any]:
     kind = type(obj)
     if kind is dict:
         return obj.get  # type: ignore[no-any-return]
-    is_model = _MODEL_TYPES.get(kind)
+    is_model = MODEL_TYPES.get(kind)
     if is_model is None:
         is_model = isinstance(obj, BaseModel) and type(getattr(obj, "__dict__", None)) is dict
-        if len(_MODEL_TYPES) < _MODEL_TYPES_LIMIT:
-            _MODEL_TYPES[kind] = is_model
+        if len(MODEL_TYPES) < MODEL_TYPES_LIMIT:
+            MODEL_TYPES[kind] = is_model
     if is_model:
         return obj.__dict__.get  # type: ignore[no-any-return]
     return lambda name: field(obj, name)

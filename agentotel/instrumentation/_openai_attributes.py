@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import semconv as sc
 from .._config import settings
-from ._genai import LLMCall, as_float, as_int, field, items, reader, stop_sequences, text
+from ._genai import MODEL_TYPES, LLMCall, as_float, as_int, field, items, reader, stop_sequences, text
 from ._openai_messages import (
     chat_input_messages,
     chat_output_messages,
@@ -319,7 +319,9 @@ class ChatStream:
         self.choices: dict[int, _ChoiceState] = {}
 
     def add(self, chunk: Any) -> None:
-        get = reader(chunk)
+        # `reader`, inlined for the SDK's models (three times a chunk: chunk, choice, delta).
+        models = MODEL_TYPES  # filled by `reader` on the first chunk of each type
+        get = chunk.__dict__.get if models.get(type(chunk)) else reader(chunk)
         if self._head_open:
             # Every chunk repeats the head; the first with an id carries all of it (Azure's first chunk, the
             # prompt filter results, has an empty id and model): after that one, stop looking.
@@ -337,7 +339,7 @@ class ChatStream:
         if not choices:
             return
         for choice in choices if type(choices) is list else items(choices):
-            choice_get = reader(choice)
+            choice_get = choice.__dict__.get if models.get(type(choice)) else reader(choice)
             index = choice_get("index")
             index = (index if type(index) is int else as_int(index)) or 0
             state = self.choices.get(index)
@@ -349,7 +351,7 @@ class ChatStream:
             delta = choice_get("delta")
             if delta is None:
                 continue
-            delta_get = reader(delta)
+            delta_get = delta.__dict__.get if models.get(type(delta)) else reader(delta)
             if self.capture:
                 piece = delta_get("content")
                 if piece:
