@@ -264,6 +264,11 @@ class _Numbering:
         self.expected, self.credit, self.in_flight = self.next, 0, 0
 
 
+UNCOUNTED = "_agentotel_uncounted"
+"""Marks a span object queued beside the app's spans that is not one of them (the store's snapshot of a session
+that starts): it is exported like the others but never counted, delivered or lost."""
+
+
 class CountingExporter(SpanExporter):
     """An exporter that counts the spans it could not export and the gaps the queue left. Never raises.
 
@@ -278,7 +283,7 @@ class CountingExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         numbering = self._numbering
-        count = len(spans)
+        count = sum(1 for span in spans if not getattr(span, UNCOUNTED, False))
         gaps = 0
         with numbering.lock:
             abandoned = numbering.abandoned

@@ -33,7 +33,7 @@ from ._config import content_capture_from_env, settings
 from ._loss import batch_processor
 from .processors import AgentotelSpanProcessor, ExportPipeline
 from .redaction import redaction
-from .store import StoreSpanExporter, store_exporters
+from .store import StoreBatchProcessor, StoreSpanExporter, store_exporters
 
 log = logging.getLogger("agentotel")
 
@@ -58,6 +58,8 @@ def _processor_for(exporter: SpanExporter) -> SpanProcessor:
     flush and shutdown are bounded (`_loss.py`)."""
     if isinstance(exporter, _LOCAL_EXPORTERS):
         return SimpleSpanProcessor(exporter)
+    if isinstance(exporter, StoreSpanExporter):
+        return StoreBatchProcessor(exporter)  # lists running sessions too
     return batch_processor(exporter)
 
 

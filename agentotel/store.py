@@ -34,13 +34,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from . import semconv as sc
 from ._gc import paused_gc
+from ._loss import UNCOUNTED, AccountedBatchProcessor
 from .model import KIND_SESSION, Session
-from .records import ExceptionInfo, SpanRecord, record_from_span
+from .records import ExceptionInfo, SpanRecord, record_from_span, span_attributes
 from .sources import SessionSummary, SourceError, normalise_state, since_ns, tags_of
 
 log = logging.getLogger("agentotel")
@@ -63,6 +65,7 @@ __all__ = [
     "MAX_SESSIONS_ENV",
     "STORE_ENV",
     "Store",
+    "StoreBatchProcessor",
     "StoreError",
     "StoreSpanExporter",
     "default_store_path",
@@ -231,9 +234,10 @@ def _int_attr(attributes: Mapping[str, Any], key: str) -> int:
 
 
 def _session_row(record: SpanRecord) -> tuple[Any, ...] | None:
-    """The `sessions` row of an ended session root span (`None` for any other span)."""
+    """The `sessions` row of a session root span (`None` for any other span): a running session's (its root not
+    ended: no end, no state, no totals yet) is replaced by the ended one's when that arrives."""
     attributes = record.attributes
-    if attributes.get(sc.AGENTOTEL_STEP_KIND) != KIND_SESSION or record.end_ns is None:
+    if attributes.get(sc.AGENTOTEL_STEP_KIND) != KIND_SESSION:
         return None
     session = Session.from_root(record)  # the same reading of the root span as everywhere else
     cost = attributes.get(sc.AGENTOTEL_SESSION_COST_AMOUNT)
@@ -591,10 +595,10 @@ class Store:
                 db = self._db
                 db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
                 db.execute("DELETE FROM doomed")
-                if keep is not None:
+                if keep is not None:  # never a running session (no end yet): it is the newest there is
                     db.execute(
                         f"INSERT OR IGNORE INTO doomed SELECT session_id FROM sessions WHERE {_OUTERMOST} "
-                        "ORDER BY start_ns DESC LIMIT -1 OFFSET ?",
+                        "AND end_ns IS NOT NULL ORDER BY start_ns DESC LIMIT -1 OFFSET ?",
                         (max(0, int(keep)),),
                     )
                 if cutoff is not None:
@@ -774,6 +778,25 @@ def _marks(count: int) -> str:
 
 
 # --- the exporter -----------------------------------------------------------------------------------------------------
+
+
+class StoreBatchProcessor(AccountedBatchProcessor):
+    """The store's batch processor: also queues a session's root span when the session starts (a snapshot, not
+    ended), so the store lists a session while it runs; the ended root replaces it. Other exporters never see the
+    snapshot. Never raises."""
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        try:
+            if span_attributes(span).get(sc.AGENTOTEL_STEP_KIND) != KIND_SESSION:
+                return
+            snapshot = getattr(span, "_readable_span", None)  # what the SDK hands processors when a span ends
+            if snapshot is None or self._closed or not span.context.trace_flags.sampled:
+                return
+            running = snapshot()
+            setattr(running, UNCOUNTED, True)  # not a span the app ended: never counted delivered or lost
+            self._batch.on_end(running)
+        except Exception:
+            log.debug("Could not note a starting session in the store", exc_info=True)
 
 
 class StoreSpanExporter(SpanExporter):

@@ -4,8 +4,12 @@ session, a running session's spans stay), the exporter keeping `AGENTOTEL_STORE_
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -171,3 +175,71 @@ def test_prune_command_errors_are_one_line(tmp_path: Path, capsys: pytest.Captur
     error = capsys.readouterr().err
     assert "is not a store" in error and error.count("\n") == 1
     assert main(["prune", "--keep", "-1", "--source", str(otlp)]) == 2
+
+
+# --- running sessions --------------------------------------------------------------------------------------------
+
+
+RUNNING_APP = """
+import os, sys
+import agentotel
+
+agentotel.init()
+
+@agentotel.tool
+def lookup(query):
+    return query.upper()
+
+session = agentotel.start_session(["long"], name="still-running")
+lookup("a")
+agentotel.force_flush()
+print(session.id, flush=True)
+if sys.argv[1] == "kill":
+    os._exit(0)  # killed: no exit handler ends the session
+lookup("b")
+agentotel.end_session("Success")
+"""
+
+
+def test_a_running_session_is_listed_and_replaced_by_the_ended_one(tmp_path: Path) -> None:
+    store = tmp_path / "s.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTOTEL_"))}
+    env.update(AGENTOTEL_STORE=str(store), OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="openai,anthropic")
+    app = tmp_path / "app.py"
+    app.write_text(RUNNING_APP)
+    killed = subprocess.run([sys.executable, str(app), "kill"], capture_output=True, text=True, env=env, timeout=60)
+    running_id = killed.stdout.strip()
+    with StoreSource(store) as source:
+        (listed,) = source.sessions()
+        assert (listed.id, listed.name, listed.tags, listed.end_state) == (running_id, "still-running", ["long"], None)
+        assert listed.end_ns is None
+        replayed = source.session(running_id)  # what it did so far
+        assert [e.name for e in replayed.tool_calls] == ["lookup"]
+    finished = subprocess.run([sys.executable, str(app), "end"], capture_output=True, text=True, env=env, timeout=60)
+    ended_id = finished.stdout.strip()
+    with StoreSource(store) as source:
+        by_id = {s.id: s for s in source.sessions()}
+        assert set(by_id) == {running_id, ended_id}  # one row each: the ended root replaced its running row
+        assert by_id[ended_id].end_state == "Success" and by_id[ended_id].end_ns is not None
+        assert len(source.session(ended_id).tool_calls) == 2
+        assert source.session("last").id == ended_id
+    done = subprocess.run(
+        [sys.executable, "-m", "agentotel.cli", "sessions", "--source", str(store)], capture_output=True, text=True
+    )
+    assert "Running" in done.stdout and "Success" in done.stdout
+
+
+def test_pruning_by_count_never_removes_a_running_session(tmp_path: Path, cap: Capture) -> None:
+    running = agentotel.start_session(name="running")
+    lookup("x")
+    from agentotel.records import record_from_span
+
+    root = record_from_span(running._span._readable_span())  # type: ignore[attr-defined]
+    contextvars.Context().run(record_sessions, cap, 3)  # outside the running one: three outermost sessions
+    with Store(tmp_path / "s.db", create=True) as store:
+        store.write([root, *records_from_spans(cap.spans)])
+        assert running.id in stored_ids(store)
+        store.prune(keep=1)
+        assert running.id in stored_ids(store)
+        assert len(stored_ids(store)) == 2
+    agentotel.end_session("Success", session=running)
