@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import json.encoder
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -70,6 +71,50 @@ _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_d
 """One encoder for every content value: `json.dumps` with options builds a new encoder on each call, a fifth of
 the cost of encoding a short message. An encoder keeps no state between calls, so threads may share it."""
 
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring
+"""A string as JSON text, as `_encode` writes it (`ensure_ascii=False`): the C function when there is one."""
+
+_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+
+
+def _new_c_encoder() -> Any:
+    """The C encoder `iterencode` makes for `_encode` (a fresh `markers` dict: circular references are found, not
+    recursed into)."""
+    return _make_encoder({}, _default, _encode_str, None, ":", ",", False, False, False)
+
+
+_spare_encoders: list[Any] = []
+"""C encoders not in use. A C encoder's `markers` dict is empty again after an encoding that succeeded, so it can be
+used again; making one costs a quarter of encoding a short dict. Taken and put back by `list.pop`/`append`
+(atomic): a thread, or a nested call from a value's `to_dict()`, that finds none makes its own."""
+
+
+def _encode_c(value: object) -> str:
+    """`value` as `_encode` writes it, by the C encoder called directly: `JSONEncoder.encode` spends as much in its
+    Python layers (`iterencode` makes a closure and an encoder each call) as the C encoder spends encoding a short
+    value."""
+    try:
+        encoder = _spare_encoders.pop()
+    except IndexError:
+        encoder = _new_c_encoder()
+    text = "".join(encoder(value, 0))
+    if not _spare_encoders:  # only after success: an encoding that raised may leave its markers behind
+        _spare_encoders.append(encoder)
+    return text
+
+
+def _c_encoder_matches() -> bool:
+    """Whether `_encode_c` writes what `_encode` writes on this Python (the C encoder's signature is not an API)."""
+    sample: dict[str, Any] = {"a": [1, 2.5, None, True], "é": {"b": 'x\n"y'}, "c": b"z"}
+    try:
+        return _make_encoder is not None and _encode_c(sample) == _encode(sample)
+    except Exception:
+        return False
+
+
+_encode_value: Callable[[object], str] = _encode_c if _c_encoder_matches() else _encode
+"""How `to_json` encodes a value that is not a plain string, int, bool or None."""
+
 
 def to_json(value: object, limit: int) -> tuple[str, bool]:
     """`value` as compact JSON text of at most `limit` characters, and whether it was cut.
@@ -77,12 +122,27 @@ def to_json(value: object, limit: int) -> tuple[str, bool]:
     Never raises: recursive structures, values JSON cannot hold and values whose `repr` raises all give text.
     """
     try:
-        text = _encode(value)
+        if type(value) is str:
+            # Cut before encoding: escaping never shortens text, so the first `limit` characters give the same cut
+            # text as the whole string would, without encoding (and copying) the rest of a long one.
+            text = _encode_str(value if len(value) <= limit else value[:limit])
+        elif type(value) is dict:
+            text = _encode_value(value)
+        elif type(value) is int:
+            text = int.__repr__(value)  # as the encoder writes it; raises past int's digit limit, as it does
+        elif value is None:
+            text = "null"
+        elif type(value) is bool:
+            text = "true" if value else "false"
+        else:
+            text = _encode_value(value)
     except Exception:
         try:
             text = json.dumps(_sanitize(value, set(), 0), ensure_ascii=False, separators=(",", ":"))
         except Exception:
             text = json.dumps(f"<unrepresentable {type(value).__name__}>")
+    if len(text) <= limit:
+        return text, False
     return truncate(text, limit)
 
 
@@ -94,26 +154,34 @@ def truncate(text: str, limit: int) -> tuple[str, bool]:
     return text[:keep] + TRUNCATION_MARK, True
 
 
+_SELF_CLS = ("self", "cls")
+
+
 @functools.lru_cache(maxsize=4096)
-def _signature(func: Callable[..., Any]) -> tuple[inspect.Signature, tuple[str, ...] | None]:
-    """A function's signature, computed once (`inspect.signature` costs more than the rest of a traced step), and
-    its parameter names when they are all plain positional-or-keyword ones (then binding is a `zip`)."""
+def _signature(func: Callable[..., Any]) -> tuple[inspect.Signature, tuple[str, ...] | None, tuple[str, ...]]:
+    """A function's signature, computed once (`inspect.signature` costs more than the rest of a traced step), its
+    parameter names when they are all plain positional-or-keyword ones (then binding is a `zip`), and which of
+    `self`/`cls` those names hold (the ones a positional binding has to drop)."""
     signature = inspect.signature(func)
     kinds = {parameter.kind for parameter in signature.parameters.values()}
     simple = kinds <= {inspect.Parameter.POSITIONAL_OR_KEYWORD}
-    return signature, tuple(signature.parameters) if simple else None
+    names = tuple(signature.parameters) if simple else None
+    return signature, names, tuple(name for name in _SELF_CLS if name in signature.parameters)
 
 
 def bind_arguments(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The call's arguments by parameter name, without `self`/`cls`. Never raises: falls back to args/kwargs."""
     try:
-        signature, names = _signature(func)
+        signature, names, bound_self = _signature(func)
         if names is not None and len(args) <= len(names):
-            arguments = dict(zip(names, args, strict=False))
-            arguments.update(kwargs)
+            arguments = dict(zip(names, args))  # noqa: B905  # fewer args than names: the rest are defaults or kwargs
+            if kwargs:
+                arguments.update(kwargs)
+                bound_self = _SELF_CLS
         else:
             arguments = dict(signature.bind_partial(*args, **kwargs).arguments)
-        for first in ("self", "cls"):
+            bound_self = _SELF_CLS
+        for first in bound_self:
             arguments.pop(first, None)
         return arguments
     except Exception:

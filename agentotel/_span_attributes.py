@@ -1,4 +1,6 @@
-"""Setting attributes that agentotel built itself on an SDK span, for the paths that run on every model call.
+"""Setting attributes that agentotel built itself on an SDK span, for the paths that run on every model call and
+step: `set_plain_attributes` (a model call's response attributes, in one go) and `set_text_attribute` (one content
+text).
 
 `Span.set_attributes` checks every value against every type an attribute may have (recursively, through a
 `Mapping` of them): a dozen function calls per attribute. The values agentotel builds are already of the plain
@@ -13,6 +15,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any
+
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.trace import Span
 
 log = logging.getLogger("agentotel")
 
@@ -69,3 +74,38 @@ def _set_attributes(span: Any, attributes: Mapping[str, Any]) -> None:
         span.set_attributes(attributes)
     except Exception:
         log.debug("Could not set the attributes of a span", exc_info=True)
+
+
+_SDK_SPANS = frozenset({sdk_trace.Span, getattr(sdk_trace, "_Span", sdk_trace.Span)})
+"""The SDK's span classes (its tracer makes `_Span`s), whose attributes `set_text_attribute` may write directly. A
+subclass may override `set_attribute`, so it is not one of them."""
+
+
+def set_text_attribute(span: Span, key: str, text: str) -> None:
+    """`span.set_attribute(key, text)` for a text value, written straight into an SDK span's attributes when the
+    SDK would write it unchanged: the span still recording, the key new, and its limits (attribute count and value
+    length) leaving room. Otherwise, or on a span of another kind, through `set_attribute` (which cuts, evicts or
+    warns as the SDK does).
+
+    `set_attribute` takes the span's lock and then checks the key, the value's type and the limits again through
+    four calls: a third of what recording a step's result costs. Written under the span's lock, as the SDK writes.
+    """
+    if type(span) in _SDK_SPANS:
+        sdk_span: Any = span
+        try:
+            bounded = sdk_span._attributes
+            inner = bounded._dict
+            with sdk_span._lock:
+                if (
+                    sdk_span._end_time is None
+                    and bounded._immutable is False
+                    and type(inner) is dict
+                    and key not in inner
+                    and (bounded.maxlen is None or len(inner) < bounded.maxlen)
+                    and (bounded.max_value_len is None or len(text) <= bounded.max_value_len)
+                ):
+                    inner[key] = text
+                    return
+        except AttributeError:  # not the SDK this was written for: its own method, below
+            pass
+    span.set_attribute(key, text)

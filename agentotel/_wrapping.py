@@ -57,7 +57,11 @@ def wrap(func: F, opener: Opener) -> F:
 def _wrap_function(func: Callable[..., Any], opener: Opener) -> Callable[..., Any]:
     @functools.wraps(func)
     def call(*args: Any, **kwargs: Any) -> Any:
-        scope = _open(opener, args, kwargs)
+        try:  # `_open`, inlined: this runs on every call
+            scope = opener(args, kwargs)
+        except Exception:
+            log.debug("Could not open a tracing scope; the call runs untraced", exc_info=True)
+            scope = None
         if scope is None:
             return func(*args, **kwargs)
         scope.activate()
@@ -77,7 +81,11 @@ def _wrap_function(func: Callable[..., Any], opener: Opener) -> Callable[..., An
 def _wrap_coroutine(func: Callable[..., Any], opener: Opener) -> Callable[..., Any]:
     @functools.wraps(func)
     async def call(*args: Any, **kwargs: Any) -> Any:
-        scope = _open(opener, args, kwargs)
+        try:  # `_open`, inlined: this runs on every call
+            scope = opener(args, kwargs)
+        except Exception:
+            log.debug("Could not open a tracing scope; the call runs untraced", exc_info=True)
+            scope = None
         if scope is None:
             return await func(*args, **kwargs)
         scope.activate()

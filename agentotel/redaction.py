@@ -136,11 +136,31 @@ class RedactionSpanProcessor(SpanProcessor):
     that cannot be redacted loses its content attributes rather than leaking them."""
 
     def _on_ending(self, span: Span) -> None:
-        if not settings.capture_content or not redaction.active:
+        if not settings.capture_content:
             return
-        attributes = span_attributes(span)  # a plain dict: lookups of absent keys cost nanoseconds, not a KeyError
-        if not attributes:
+        hook, builtin = redaction.hook, redaction.builtin  # `redaction.active`, without a property call per span
+        if hook is None and not builtin:
             return
+        # `records.span_attributes(span)`, inlined for the SDK's spans (this runs for every span): its plain dict,
+        # where a lookup of an absent key costs nanoseconds, not a `KeyError` raised and caught.
+        sdk_span: Any = span
+        try:
+            attributes = sdk_span._attributes._dict
+        except AttributeError:
+            attributes = None
+        if type(attributes) is not dict:
+            attributes = span_attributes(span)
+        if hook is None:
+            # The built-in patterns alone: most content holds none of their triggers, and then they change nothing
+            # (`redact_builtin` starts with the same search). One search per content text, no list built.
+            search = _ANY_TRIGGER.search
+            for key in _CONTENT_KEYS:
+                if key in attributes:
+                    value = attributes[key]
+                    if type(value) is not str or search(value) is not None:
+                        break  # a trigger, or a list of texts: the full pass below
+            else:
+                return
         present = [key for key in _CONTENT_KEYS if key in attributes]  # looked up once: this runs for every span
         if not present:
             return

@@ -18,6 +18,7 @@ from . import _clock as clock
 from . import semconv as sc
 from ._config import settings
 from ._content import bind_arguments, to_json
+from ._span_attributes import set_text_attribute
 from ._version import __version__
 from ._wrapping import wrap
 
@@ -49,7 +50,7 @@ def set_content(span: Span, key: str, value: Any) -> None:
     """Sets a content attribute as bounded JSON, marking the span when it was cut. Never raises."""
     try:
         text, truncated = to_json(value, settings.content_max_length)
-        span.set_attribute(key, text)
+        set_text_attribute(span, key, text)
         if truncated:
             span.set_attribute(sc.AGENTOTEL_CONTENT_TRUNCATED, True)
     except Exception:
@@ -78,13 +79,14 @@ class SpanScope:
             context.detach(token)  # type: ignore[arg-type]
 
     def finish(self, error: BaseException | None, result: Any) -> None:
+        span = self.span
         try:
             if error is not None:
                 if isinstance(error, Exception):
-                    record_error(self.span, error)
+                    record_error(span, error)
             elif self._result_key is not None and settings.capture_content:
-                set_content(self.span, self._result_key, result)
-            self.span.end(end_time=clock.now_ns())
+                set_content(span, self._result_key, result)
+            span.end(clock.now_ns())
         except Exception:
             log.debug("Could not end a step's span", exc_info=True)
 
@@ -109,22 +111,31 @@ class _Step:
         self.span_kind = span_kind
 
     def opener(self, func: Callable[..., Any]) -> Callable[[tuple[Any, ...], dict[str, Any]], SpanScope]:
+        # Read once here rather than from `self` on every call.
+        span_name, span_kind, first, params_key, result_key = (
+            self.span_name,
+            self.span_kind,
+            self.attributes,
+            self.params_key,
+            self.result_key,
+        )
+
         def open_scope(args: tuple[Any, ...], kwargs: dict[str, Any]) -> SpanScope:
-            attributes = self.attributes
-            if self.params_key is not None and settings.capture_content:
+            attributes = first
+            if params_key is not None and settings.capture_content:
                 # Passed with the span's first attributes: a `set_attribute` after the start takes the span's lock
                 # and checks the value again, a sixth of a content-capturing step's overhead.
                 try:
                     text, truncated = to_json(bind_arguments(func, args, kwargs), settings.content_max_length)
-                    attributes = {**attributes, self.params_key: text}
+                    attributes = {**first, params_key: text}
                     if truncated:
                         attributes[sc.AGENTOTEL_CONTENT_TRUNCATED] = True
                 except Exception:
                     log.debug("Could not record a step's arguments", exc_info=True)
-            span = tracer.start_span(
-                self.span_name, kind=self.span_kind, attributes=attributes, start_time=clock.now_ns()
-            )
-            return SpanScope(span, self.result_key)
+            # Positional (name, context, kind, attributes, links, start_time, as `Tracer.start_span` declares them):
+            # the proxy tracer passes keywords on as a new dict, and the SDK matches each by name.
+            span = tracer.start_span(span_name, None, span_kind, attributes, None, clock.now_ns())
+            return SpanScope(span, result_key)
 
         return open_scope
 

@@ -133,3 +133,86 @@ def test_init_redacts_what_a_real_session_records(cap_content: object, monkeypat
         "account": "[account]",
         "api_key": "[REDACTED:openai_key]",
     }
+
+
+# --- the fast path (built-in patterns alone, no trigger in any text) decides as the full pass does -------------------
+
+
+def _ended_span(provider: TracerProvider, attributes: dict[str, object]) -> None:
+    provider.get_tracer("t").start_span("tool x", attributes=attributes).end()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {sc.GEN_AI_TOOL_CALL_ARGUMENTS: '{"a":1,"b":2}', sc.GEN_AI_TOOL_CALL_RESULT: "3"},  # no trigger: unchanged
+        {sc.GEN_AI_TOOL_CALL_ARGUMENTS: '{"to":"ada@example.com"}', sc.GEN_AI_TOOL_CALL_RESULT: '"sent"'},
+        {sc.GEN_AI_TOOL_CALL_ARGUMENTS: '{"a":1}', sc.GEN_AI_TOOL_CALL_RESULT: f'"{SECRETS["openai_key"]}"'},
+        {sc.GEN_AI_INPUT_MESSAGES: ["plain", f"key {SECRETS['aws_access_key']}"]},  # a list of texts: the full pass
+        {sc.GEN_AI_INPUT_MESSAGES: ["plain", "text"], sc.AGENTOTEL_ACTION_RETURNS: "ok"},
+        {sc.AGENTOTEL_ACTION_PARAMS: "sk-1 is not a key", "other": SECRETS["email"]},  # a trigger, nothing to redact
+        {"other": SECRETS["email"]},  # no content attribute: left alone
+    ],
+)
+def test_each_content_attribute_is_redacted_as_redact_builtin_says(
+    pipeline: tuple,  # type: ignore[type-arg]
+    attributes: dict[str, object],
+) -> None:
+    provider, exporter = pipeline
+    _ended_span(provider, attributes)
+    (span,) = exporter.get_finished_spans()
+    expected = {
+        key: (
+            (tuple(redact_builtin(item) for item in value) if isinstance(value, list) else redact_builtin(value))  # type: ignore[arg-type]
+            if key in sc.CONTENT_ATTRIBUTES
+            else (tuple(value) if isinstance(value, list) else value)
+        )
+        for key, value in attributes.items()
+    }
+    assert dict(span.attributes) == expected
+
+
+def test_the_hook_sees_every_content_attribute_in_a_fixed_order_even_without_triggers(
+    pipeline: tuple,  # type: ignore[type-arg]
+) -> None:
+    provider, exporter = pipeline
+    seen: list[str] = []
+    redaction.hook = lambda key, text: seen.append(key) or text.upper()  # type: ignore[func-returns-value]
+    _ended_span(provider, {sc.GEN_AI_TOOL_CALL_RESULT: "r", sc.GEN_AI_TOOL_CALL_ARGUMENTS: "a", "other": "o"})
+    (span,) = exporter.get_finished_spans()
+    assert seen == sorted([sc.GEN_AI_TOOL_CALL_ARGUMENTS, sc.GEN_AI_TOOL_CALL_RESULT])
+    assert span.attributes[sc.GEN_AI_TOOL_CALL_ARGUMENTS] == "A" and span.attributes["other"] == "o"
+
+
+def test_nothing_is_redacted_with_capture_off_or_redaction_inactive(pipeline: tuple) -> None:  # type: ignore[type-arg]
+    provider, exporter = pipeline
+    settings.capture_content = False
+    _ended_span(provider, {sc.GEN_AI_TOOL_CALL_RESULT: SECRETS["email"]})
+    settings.capture_content = True
+    redaction.builtin = False
+    _ended_span(provider, {sc.GEN_AI_TOOL_CALL_RESULT: SECRETS["email"]})
+    assert [span.attributes[sc.GEN_AI_TOOL_CALL_RESULT] for span in exporter.get_finished_spans()] == [
+        SECRETS["email"],
+        SECRETS["email"],
+    ]
+
+
+def test_a_span_whose_attributes_cannot_be_read_as_the_sdks_is_still_redacted(
+    pipeline: tuple,  # type: ignore[type-arg]
+) -> None:
+    """A span of another kind (no SDK attribute dict inside): read through its `attributes`, as before."""
+
+    class OtherSpan:
+        def __init__(self) -> None:
+            self.attributes = {sc.GEN_AI_TOOL_CALL_RESULT: f"mail {SECRETS['email']}"}
+            self.written: dict[str, object] = {}
+
+        def is_recording(self) -> bool:
+            return True
+
+        def set_attributes(self, attributes: dict[str, object]) -> None:
+            self.written.update(attributes)
+
+    span = OtherSpan()
+    RedactionSpanProcessor()._on_ending(span)  # type: ignore[arg-type]
+    assert span.written == {sc.GEN_AI_TOOL_CALL_RESULT: "mail [REDACTED:email]"}

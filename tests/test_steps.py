@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import math
 from typing import Any
 
@@ -243,3 +244,184 @@ def test_record_events_of_every_agentops_type(cap_content: Capture) -> None:
     assert s.events[0].params == {"intent": "x"} and s.events[0].returns == 3
     assert s.llm_calls[0].cost == pytest.approx(10 * 2.5e-6 + 2 * 10e-6)
     assert s.events[3].error is not None and s.events[3].error.message == "nope"
+
+
+# --- the content fast paths: the same text and attributes as the general ones ---------------------------------------
+
+
+class _Model:
+    def model_dump(self) -> dict[str, Any]:
+        return {"m": [1, 2]}
+
+
+class _ReprRaises:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def _stdlib_to_json(value: Any, limit: int) -> tuple[str, bool]:
+    """What `to_json` gave before its fast paths: the one `JSONEncoder`, then the sanitising fallback."""
+    from agentotel import _content
+
+    try:
+        text = _content._encode(value)
+    except Exception:
+        try:
+            text = json.dumps(_content._sanitize(value, set(), 0), ensure_ascii=False, separators=(",", ":"))
+        except Exception:
+            text = json.dumps(f"<unrepresentable {type(value).__name__}>")
+    return _content.truncate(text, limit)
+
+
+def _odd_values() -> list[Any]:
+    loop: list[Any] = []
+    loop.append(loop)
+    cycle: dict[str, Any] = {}
+    cycle["self"] = cycle
+    return [
+        "",
+        "plain",
+        'é\n"\\\t\x00',
+        "bad \ud800 text",
+        "x" * 20_000,
+        "\n" * 20_000,
+        0,
+        -7,
+        10**5000,  # past int's digit limit: the encoder raises, the fallback names it
+        True,
+        False,
+        None,
+        1.5,
+        math.nan,
+        -math.inf,
+        {"a": 1, "b": [1, "two", None]},
+        {"k": "é" * 20_000},
+        [1, "a", {"b": 2.5}],
+        (1, 2),
+        {1, 2},
+        b"\x00\x01",
+        _Model(),
+        _ReprRaises(),
+        loop,
+        cycle,
+        {(1, 2): "a", None: "b", 3.5: "c"},
+        {"nan": math.nan},
+        [int, len],
+    ]
+
+
+@pytest.mark.parametrize("limit", [64, 16_384, 10**9])
+def test_to_json_writes_what_the_standard_encoder_writes(limit: int) -> None:
+    from agentotel._content import to_json
+
+    for value in _odd_values():
+        assert to_json(value, limit) == _stdlib_to_json(value, limit), repr(value)[:60]
+
+
+def test_to_json_after_a_failed_encoding_still_finds_cycles_and_shared_values() -> None:
+    """A C encoder is used again only after an encoding that succeeded: one that raised part-way may have left the
+    containers it was inside in its markers, which would make them look circular the next time."""
+    from agentotel._content import to_json
+
+    shared = [1, 2]
+    assert to_json([shared, _ReprRaises()], 10**6) == ('[[1,2],"<unrepresentable _ReprRaises>"]', False)
+    assert to_json([shared, shared], 10**6) == ("[[1,2],[1,2]]", False)
+    loop: list[Any] = []
+    loop.append(loop)
+    assert to_json(loop, 10**6) == ('["<recursive>"]', False)
+    assert to_json({"a": shared}, 10**6) == ('{"a":[1,2]}', False)
+
+
+def test_to_json_nested_in_a_values_own_conversion() -> None:
+    """A value whose `to_dict()` records content itself (a nested `to_json` while the outer one encodes)."""
+    from agentotel._content import to_json
+
+    class Nested:
+        def to_dict(self) -> dict[str, Any]:
+            return {"inner": to_json({"x": [1]}, 100)[0]}
+
+    assert to_json([Nested(), Nested()], 10**6) == ('[{"inner":"{\\"x\\":[1]}"},{"inner":"{\\"x\\":[1]}"}]', False)
+
+
+def test_bind_arguments_by_name_without_self_or_cls() -> None:
+    from agentotel._content import bind_arguments
+
+    class Thing:
+        def method(self, a: int, b: int = 2) -> None: ...
+
+        @classmethod
+        def build(cls, a: int) -> None: ...
+
+    def plain(a: int, b: int, c: int = 3) -> None: ...
+
+    def varargs(a: int, *rest: int, **options: int) -> None: ...
+
+    thing = Thing()
+    assert bind_arguments(Thing.method, (thing, 1), {}) == {"a": 1}
+    assert bind_arguments(Thing.method, (thing,), {"a": 1, "b": 5}) == {"a": 1, "b": 5}
+    assert bind_arguments(Thing.build.__func__, (Thing, 4), {}) == {"a": 4}  # type: ignore[attr-defined]
+    assert bind_arguments(plain, (1, 2), {}) == {"a": 1, "b": 2}
+    assert bind_arguments(plain, (1,), {"b": 2, "self": 9}) == {"a": 1, "b": 2}
+    assert bind_arguments(varargs, (1, 2, 3), {"k": 4}) == {"a": 1, "rest": (2, 3), "options": {"k": 4}}
+    assert bind_arguments(plain, (1, 2, 3, 4), {}) == {"args": [1, 2, 3, 4]}  # too many: as passed
+
+
+def _sdk_span(**limits: Any) -> Any:
+    from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+
+    provider = TracerProvider(span_limits=SpanLimits(**limits))
+    return provider.get_tracer("t").start_span("s", attributes={"first": "1", "second": "2"})
+
+
+@pytest.mark.parametrize(
+    ("limits", "key", "text"),
+    [
+        ({}, "new", "text"),
+        ({}, "first", "replaced"),  # an existing key: moved to the end, as the SDK does
+        ({"max_span_attributes": 2}, "new", "text"),  # full: the oldest is dropped and counted
+        ({"max_span_attribute_length": 3}, "new", "longer"),  # cut to the length limit
+        ({"max_span_attribute_length": 6}, "new", "longer"),
+    ],
+)
+def test_set_text_attribute_leaves_the_span_as_set_attribute_does(limits: dict[str, Any], key: str, text: str) -> None:
+    from agentotel._span_attributes import set_text_attribute
+
+    ours, theirs = _sdk_span(**limits), _sdk_span(**limits)
+    set_text_attribute(ours, key, text)
+    theirs.set_attribute(key, text)
+    assert list(ours.attributes.items()) == list(theirs.attributes.items())
+    assert ours.dropped_attributes == theirs.dropped_attributes
+
+
+def test_set_text_attribute_writes_a_recording_sdk_spans_new_text_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentotel._span_attributes import set_text_attribute
+
+    span = _sdk_span()
+    monkeypatch.setattr(span, "set_attribute", None)  # not called: the write goes straight in, under the span's lock
+    set_text_attribute(span, "new", "text")
+    assert span.attributes["new"] == "text"
+
+
+def test_set_text_attribute_on_an_ended_or_non_sdk_span_writes_nothing() -> None:
+    from opentelemetry import trace
+
+    from agentotel._span_attributes import set_text_attribute
+
+    span = _sdk_span()
+    span.end()
+    set_text_attribute(span, "late", "text")
+    assert "late" not in span.attributes
+    set_text_attribute(trace.INVALID_SPAN, "key", "text")  # a non-recording span: accepted, kept nowhere
+
+
+def test_content_on_records_positional_keyword_and_long_content(cap_content: Capture) -> None:
+    @agentotel.tool
+    def lookup(customer_id: str, *, verbose: bool = False) -> str:
+        return "y" * 50_000
+
+    assert lookup("cust_42", verbose=True) == "y" * 50_000
+    (span,) = cap_content.spans
+    assert span.attributes[sc.GEN_AI_TOOL_CALL_ARGUMENTS] == '{"customer_id":"cust_42","verbose":true}'
+    result = span.attributes[sc.GEN_AI_TOOL_CALL_RESULT]
+    assert result.startswith('"yyy') and len(result) == agentotel._config.settings.content_max_length
+    assert span.attributes[sc.AGENTOTEL_CONTENT_TRUNCATED] is True
