@@ -634,6 +634,12 @@ def build_sessions(records: Iterable[SpanRecord], *, include_traces_without_sess
     traces that hold no agentotel session become one session per trace (under the trace id), when asked.
     """
     records = list(records)
+    # Sessions, chains and per-session lists are acyclic: a big batch is built with the cyclic collector paused.
+    with paused_gc() if len(records) > 1_000 else nullcontext():
+        return _build_sessions(records, include_traces_without_session)
+
+
+def _build_sessions(records: list[SpanRecord], include_traces_without_session: bool) -> list[Session]:
     sessions: dict[str, Session] = {}
     for record in records:
         if record.attributes.get(sc.AGENTOTEL_STEP_KIND) == KIND_SESSION:

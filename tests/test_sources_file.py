@@ -10,11 +10,14 @@ from typing import Any
 
 import pytest
 from google.protobuf.json_format import MessageToDict
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 
 import agentotel
+from agentotel import semconv as sc
 from agentotel.records import records_from_spans
 from agentotel.sources import (
     SCHEMES,
@@ -220,3 +223,268 @@ def test_ambiguous_and_unknown_references(tmp_path: Path, cap: Capture) -> None:
             source.session("not-an-id")
         assert source.session("last").name == "s29"
         assert source.session(sessions[0].id[:12]).id == sessions[0].id
+
+
+# --- the fast path of the OTLP JSON reader -------------------------------------------------------------------------
+# `_fast_span` reads spans as the OTLP JSON encoding writes them with fewer tests than `_span`, and leaves every other
+# span to `_span`: whatever it returns must equal what `_span` returns, and it must give up on any span `_span`
+# refuses. `_documents` keeps the first document of a JSON Lines file instead of parsing it twice: it must return
+# what parsing each line does.
+
+HEX16 = st.text("0123456789abcdef", min_size=16, max_size=16)
+HEX32 = st.text("0123456789abcdef", min_size=32, max_size=32)
+odd_scalars = st.sampled_from(
+    [None, "", 0, 1, -1, 2.0, 3.5, True, False, "0", "12", " 12", "+7", "1_0", "x", "١٢", "NaN", "Infinity", [], {}]
+)
+ids16 = st.one_of(
+    HEX16,
+    HEX16.map(str.upper),
+    HEX16.map(lambda h: base64.b64encode(bytes.fromhex(h)).decode()),
+    st.just("0" * 16),
+    HEX32,
+    odd_scalars,
+)
+ids32 = st.one_of(
+    HEX32,
+    HEX32.map(str.upper),
+    HEX32.map(lambda h: base64.b64encode(bytes.fromhex(h)).decode()),
+    st.just("0" * 32),
+    HEX16,
+    odd_scalars,
+)
+times = st.one_of(
+    st.integers(0, 2**64).map(str), st.integers(-5, 2**64), st.floats(allow_nan=True), odd_scalars, st.just("9" * 5000)
+)
+short_text = st.text(max_size=8) | st.sampled_from(["llm", "tool", "session", sc.SESSION_ID, "x" * 70])
+
+
+def any_values(depth: int = 2) -> st.SearchStrategy[Any]:
+    scalar = st.one_of(
+        short_text.map(lambda t: {"stringValue": t}),
+        st.integers(-(2**70), 2**70).map(lambda i: {"intValue": str(i)}),
+        st.integers(-5, 5).map(lambda i: {"intValue": i}),
+        st.booleans().map(lambda b: {"boolValue": b}),
+        st.floats(allow_nan=True).map(lambda f: {"doubleValue": f}),
+        st.sampled_from(["NaN", "Infinity", "1.5", "x", True]).map(lambda d: {"doubleValue": d}),
+        odd_scalars.map(lambda v: {"stringValue": v}),
+        odd_scalars.map(lambda v: {"intValue": v}),
+        short_text.map(lambda t: {"string_value": t}),
+        short_text.map(lambda t: {"bytesValue": t}),
+        st.just({}),
+        st.just({"stringValue": "a", "intValue": "1"}),
+        st.just({"intValue": "1", "boolValue": False}),
+        st.just({"arrayValue": None}),
+        st.just({"arrayValue": {"values": None}}),
+        st.just({"arrayValue": {"values": "no"}}),
+        st.just({"arrayValue": []}),
+        odd_scalars,
+    )
+    if depth == 0:
+        return scalar
+    inner = any_values(depth - 1)
+    return st.one_of(
+        scalar,
+        st.lists(inner, max_size=3).map(lambda vs: {"arrayValue": {"values": vs}}),
+        st.lists(attribute_items(inner), max_size=2).map(lambda vs: {"kvlistValue": {"values": vs}}),
+    )
+
+
+def attribute_items(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    keys = short_text | st.sampled_from([1, None, sc.SESSION_ID])
+    item = st.builds(lambda k, v: {"key": k, "value": v}, keys, values)
+    return st.one_of(
+        item, item, item, st.just({"value": {"stringValue": "no key"}}), st.just({"key": "no value"}), odd_scalars
+    )
+
+
+FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "traceId": ids32,
+    "spanId": ids16,
+    "parentSpanId": ids16,
+    "parent_span_id": ids16,
+    "trace_id": ids32,
+    "span_id": ids16,
+    "name": short_text | odd_scalars,
+    "kind": st.sampled_from([0, 1, 2, 3, 4, 5, 6, True, 2.0, "SPAN_KIND_SERVER", "span_kind_client", "CLIENT", "-1"])
+    | odd_scalars,
+    "startTimeUnixNano": times,
+    "start_time_unix_nano": times,
+    "endTimeUnixNano": times,
+    "end_time_unix_nano": times,
+    "status": st.one_of(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "code": st.sampled_from([0, 1, 2, 7, "STATUS_CODE_ERROR", "Ok", 1.0]) | odd_scalars,
+                "message": short_text | odd_scalars,
+            },
+        ),
+        odd_scalars,
+    ),
+    "attributes": st.lists(attribute_items(any_values()), max_size=6) | odd_scalars,
+    "events": st.lists(
+        st.fixed_dictionaries(
+            {"name": st.sampled_from(["exception", "other"]), "attributes": st.lists(attribute_items(any_values(0)))}
+        ),
+        max_size=2,
+    )
+    | odd_scalars,
+}
+
+
+USUAL: dict[str, st.SearchStrategy[Any]] = {
+    "traceId": HEX32,
+    "spanId": HEX16,
+    "parentSpanId": HEX16,
+    "name": short_text,
+    "kind": st.integers(1, 5),
+    "startTimeUnixNano": st.integers(0, 2**63 - 1).map(str),
+    "endTimeUnixNano": st.integers(0, 2**63 - 1).map(str),
+    "status": st.sampled_from([{}, {"code": 2, "message": "boom"}, {"code": 1}]),
+    "attributes": st.lists(
+        st.builds(
+            lambda k, v: {"key": k, "value": v},
+            short_text,
+            st.one_of(
+                short_text.map(lambda t: {"stringValue": t}),
+                st.integers(0, 2**40).map(lambda i: {"intValue": str(i)}),
+                st.lists(short_text.map(lambda t: {"stringValue": t}), max_size=2).map(
+                    lambda vs: {"arrayValue": {"values": vs}}
+                ),
+                any_values(1),
+            ),
+        ),
+        max_size=6,
+    ),
+}
+
+
+@st.composite
+def odd_spans(draw: st.DrawFn) -> dict[str, Any]:
+    """Spans as the encoding writes them, some of their fields replaced by an odd value, dropped, or written as
+    another writer would (snake case, base64 ids, enum names)."""
+    span = {}
+    for name, odd in FIELDS.items():
+        usual = USUAL.get(name)
+        if usual is None:  # the snake case names and events: now and then
+            choice = draw(st.sampled_from(["none", "none", "none", "odd"]))
+        else:  # mostly the usual value; now and then an odd one, or none
+            choice = draw(st.sampled_from(["usual"] * 8 + ["none", "odd"]))
+        if choice == "usual" and usual is not None:
+            span[name] = draw(usual)
+        elif choice == "odd":
+            span[name] = draw(odd)
+    return span
+
+
+def general_read(span: Any, service: str | None) -> tuple[str, Any]:
+    from agentotel.sources.otlp_json import _span
+
+    try:
+        return ("record", _span(span, service))
+    except Exception as error:
+        return ("refused", type(error))
+
+
+@settings(max_examples=800, deadline=None)
+@given(spans=st.lists(odd_spans(), min_size=1, max_size=4), service=st.sampled_from([None, "svc"]))
+def test_the_fast_path_reads_a_span_as_the_general_one_or_leaves_it(spans: list[Any], service: str | None) -> None:
+    from agentotel.sources.otlp_json import _fast_span, _Memo
+
+    memo = _Memo()  # shared by the spans, as a file's documents share it
+    for span in spans:
+        expected = general_read(span, service)
+        try:
+            got = _fast_span(span, service, memo)
+        except Exception:
+            continue  # left to `_span`
+        assert repr(expected) == repr(("record", got)), span  # repr: NaN equals NaN, 1 differs from 1.0 and True
+
+
+@settings(max_examples=300, deadline=None)
+@given(spans=st.lists(odd_spans(), min_size=1, max_size=5))
+def test_records_of_odd_documents_are_those_of_the_general_path(spans: list[Any]) -> None:
+    from agentotel.sources.otlp_json import _span
+
+    document = {"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": spans}]}]}
+    expected: list[Any] | type[Exception]
+    try:
+        expected = [_span(span, None) for span in spans]
+    except ValueError:
+        expected = ValueError
+    try:
+        got: list[Any] | type[Exception] = records_from_otlp_json(document)
+    except ValueError:
+        got = ValueError
+    assert repr(got) == repr(expected)
+
+
+def test_the_records_of_a_file_share_the_attribute_names_agentotel_reads(tmp_path: Path) -> None:
+    """Names and short values are shared, the names agentotel looks up as its own objects: a large part of the
+    speed of building sessions from a file (see `_Memo`)."""
+    span = {
+        "traceId": "ab" * 16,
+        "spanId": "cd" * 8,
+        "name": "chat gpt-4o",
+        "startTimeUnixNano": "1",
+        "attributes": [{"key": sc.SESSION_ID, "value": {"stringValue": "s-1"}}],
+    }
+    lines = [json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}) for _ in range(3)]
+    path = tmp_path / "spans.jsonl"
+    path.write_text("\n".join(lines))
+    records = read_otlp_json(path)
+    keys = [next(iter(r.attributes)) for r in records]
+    assert all(key is sc.SESSION_ID for key in keys)
+    values = [r.attributes[sc.SESSION_ID] for r in records]
+    assert values == ["s-1"] * 3 and values[0] is values[1] is values[2]
+
+
+def reference_documents(text: str) -> list[tuple[int | None, Any]]:
+    """What `_documents` returned before it kept the first document of JSON Lines (the definition)."""
+    try:
+        return [(None, json.loads(text))]
+    except RecursionError:
+        raise ValueError("nested too deeply to be an OTLP document") from None
+    except json.JSONDecodeError as whole_error:
+        lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        if len(lines) <= 1:
+            raise ValueError(f"not valid JSON ({whole_error.msg} at line {whole_error.lineno})") from None
+        documents: list[tuple[int | None, Any]] = []
+        for number, line in lines:
+            try:
+                documents.append((number, json.loads(line)))
+            except json.JSONDecodeError as error:
+                raise ValueError(f"line {number} is not valid JSON ({error.msg})") from None
+            except RecursionError:
+                raise ValueError(f"line {number} is nested too deeply to be an OTLP document") from None
+        return documents
+
+
+JSON_PIECES = ['{"a": 1}', '{"a":\n 1}', "[1, 2]", "12", "1e5", '"text"', "null", "true", "{", "}", '{"a": 1} {"b": 2}']
+SPACE_PIECES = ["\n", "\r\n", "\r", " ", "\t", "\u2028", "\x0c", "\ufeff", "\u3000", "x", "[" * 3000 + "]" * 3000]
+json_pieces = st.sampled_from([*JSON_PIECES, *SPACE_PIECES])
+
+
+@settings(max_examples=500, deadline=None)
+@given(pieces=st.lists(json_pieces, min_size=1, max_size=8))
+def test_documents_are_those_of_parsing_each_line(pieces: list[str]) -> None:
+    from agentotel.sources.otlp_json import _documents
+
+    text = "".join(pieces)
+    try:
+        expected: Any = reference_documents(text)
+    except ValueError as error:
+        expected = str(error)
+    try:
+        got: Any = _documents(text)
+    except ValueError as error:
+        got = str(error)
+    assert got == expected
+
+
+def test_json_lines_with_space_around_the_first_document(tmp_path: Path) -> None:
+    document = {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ab" * 16, "spanId": "cd" * 8}]}]}]}
+    text = " \n\t" + json.dumps(document) + " \r\n\n" + json.dumps(document) + "\n"
+    path = tmp_path / "spans.jsonl"
+    path.write_text(text)
+    assert len(read_otlp_json(path)) == 2
