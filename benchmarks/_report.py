@@ -228,7 +228,20 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
             if value is not None
             else str(part.get("reason", ""))
         )
+        if key == "otlp_json" and part.get("reader"):
+            note += f" ({part['reader']})"
         found.append(_target(label, value, "<= 1 s", None if value is None else value <= 1.0, note))
+        if key == "otlp_json" and part.get("stdlib_read_s") is not None:
+            plain = round(part["stdlib_read_s"] + (part.get("build_s") or 0), 3)
+            found.append(
+                _target(
+                    f"{label}, without the fast extra",
+                    plain,
+                    "<= 1 s",
+                    plain <= 1.0,
+                    f"read {part['stdlib_read_s']} s (standard library json) + build {part.get('build_s')} s",
+                )
+            )
     listing = recon.get("sessions_list", {})
     for key, label in (
         ("sessions_s", "`agentotel sessions` over 100,000 stored sessions (in process)"),
@@ -421,11 +434,21 @@ def _reconstruction_table(data: dict[str, Any]) -> str:
             "session of 100,000 spans from OTLP JSON (read)",
             otlp.get("read_s"),
             "",
-            status(otlp) or f"{otlp.get('file_mib')} MiB file",
+            status(otlp) or f"{otlp.get('file_mib')} MiB file, read by {otlp.get('reader', 'standard library json')}",
         ]
     )
     rows.append(["... build_sessions + events", otlp.get("build_s"), "", ""])
     rows.append(["... total", otlp.get("total_s"), "≤ 1", ""])
+    if otlp.get("stdlib_read_s") is not None:
+        stdlib_total = round(otlp["stdlib_read_s"] + (otlp.get("build_s") or 0), 3)
+        rows.append(
+            [
+                "... total without the fast extra (read by standard library json)",
+                stdlib_total,
+                "≤ 1",
+                f"read {otlp['stdlib_read_s']} s",
+            ]
+        )
     rows.append(
         [
             "session of 100,000 spans from the store (read)",

@@ -71,10 +71,23 @@ def otlp_json(records: list[SpanRecord], folder: Path, repeat: int) -> dict[str,
     with path.open("w", encoding="utf-8") as out:
         for document in workload.otlp_document(records):
             out.write(json.dumps(document, separators=(",", ":")) + "\n")
+    from agentotel.sources import otlp_json as reader
+
+    typed = getattr(reader, "_read_typed", None)
+    stdlib_read_s = None
+    if typed is not None:  # msgspec (the `fast` extra) installed: the standard library's reader too, for the record
+        reader._read_typed = None
+        try:
+            stdlib_read_s, stdlib_read = best(lambda: read_otlp_json(path), repeat)
+        finally:
+            reader._read_typed = typed
+        del stdlib_read
     read_s, read = best(lambda: read_otlp_json(path), repeat)
     build_s, session = best(lambda: materialise(read), repeat)
     return {
         "status": "ok",
+        "reader": "msgspec (the fast extra)" if typed is not None else "standard library json",
+        "stdlib_read_s": None if stdlib_read_s is None else round(stdlib_read_s, 3),
         "file_mib": round(path.stat().st_size / 2**20, 1),
         "read_s": round(read_s, 3),
         "build_s": round(build_s, 3),

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from google.protobuf.json_format import MessageToDict
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -488,3 +488,56 @@ def test_json_lines_with_space_around_the_first_document(tmp_path: Path) -> None
     path = tmp_path / "spans.jsonl"
     path.write_text(text)
     assert len(read_otlp_json(path)) == 2
+
+
+# --- the typed reader (the `fast` extra: msgspec) ------------------------------------------------------------------
+
+
+def general_file_read(path: Path) -> Any:
+    """What the general reader (no msgspec) gives for a file: its records, or the kind of error."""
+    from agentotel.sources import otlp_json
+
+    typed, otlp_json._read_typed = otlp_json._read_typed, None
+    try:
+        return otlp_json.read_otlp_json(path)
+    except Exception as error:
+        return type(error)
+    finally:
+        otlp_json._read_typed = typed
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    spans=st.lists(odd_spans(), min_size=1, max_size=5),
+    service=st.sampled_from([None, "svc", 7]),
+    lines=st.booleans(),
+)
+def test_the_typed_reader_reads_a_file_as_the_general_one_or_leaves_it(
+    tmp_path: Path, spans: list[Any], service: Any, lines: bool
+) -> None:
+    pytest.importorskip("msgspec")
+    from agentotel.sources._otlp_typed import read_typed
+
+    resource = {} if service is None else {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]}
+    documents = [{"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": [span]}]}]} for span in spans]
+    path = tmp_path / "spans.json"
+    if lines:
+        path.write_text("\n".join(json.dumps(d) for d in documents) + "\n")
+    else:
+        path.write_text(json.dumps(documents[0]))
+    got = read_typed(path.read_bytes())
+    if got is not None:  # taken: exactly the general reader's records
+        assert repr(got) == repr(general_file_read(path)), documents
+
+
+def test_the_typed_reader_takes_what_agentotel_and_the_collector_write(tmp_path: Path, recorded: Capture) -> None:
+    pytest.importorskip("msgspec")
+    from agentotel.sources._otlp_typed import read_typed
+
+    path = tmp_path / "spans.jsonl"
+    path.write_text("\n".join(json.dumps(otlp_document(recorded.spans[i : i + 2])) for i in range(0, 6, 2)))
+    got = read_typed(path.read_bytes())
+    assert got is not None and got == general_file_read(path)
+    assert [(r.trace_id, r.span_id) for r in got] == [
+        (r.trace_id, r.span_id) for r in records_from_spans(recorded.spans[:6])
+    ]
