@@ -47,12 +47,18 @@ if TYPE_CHECKING:
 else:  # wrapt before 2.0 has no generic ObjectProxy at run time
     _ObjectProxy = wrapt.ObjectProxy
 
-# The places this module wraps: (module, class, method). Every SDK release since 0.40 has them.
+# The places this module wraps: (module, class, method). Every SDK release since 0.40 has the first four; the beta
+# messages (`client.beta.messages`: the same call with beta features, answered by the same `Message` shape) are
+# wrapped where the installed SDK has them.
 WRAPPED_METHODS: tuple[tuple[str, str, str], ...] = (
     ("anthropic.resources.messages", "Messages", "create"),
     ("anthropic.resources.messages", "Messages", "stream"),
     ("anthropic.resources.messages", "AsyncMessages", "create"),
     ("anthropic.resources.messages", "AsyncMessages", "stream"),
+    ("anthropic.resources.beta.messages.messages", "Messages", "create"),
+    ("anthropic.resources.beta.messages.messages", "Messages", "stream"),
+    ("anthropic.resources.beta.messages.messages", "AsyncMessages", "create"),
+    ("anthropic.resources.beta.messages.messages", "AsyncMessages", "stream"),
 )
 
 # --------------------------------------------------------------------------------------------------------------------

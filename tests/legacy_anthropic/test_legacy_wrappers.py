@@ -275,3 +275,21 @@ def test_api_key_is_never_recorded(cap_content: Capture, server: LLMServer) -> N
     assert any(API_KEY in value for value in server.requests[0].headers.values())  # the key was sent...
     for span in cap_content.spans:  # ...and recorded nowhere
         assert API_KEY not in json.dumps(dict(span.attributes or {}), default=str)
+
+
+def test_beta_messages_are_traced_like_messages(cap: Capture, server: LLMServer) -> None:
+    beta = pytest.importorskip("anthropic.resources.beta.messages.messages")
+    if not callable(beta.Messages.__dict__.get("create")):
+        pytest.skip(f"anthropic {anthropic.__version__} has no beta messages")
+    assert isinstance(beta.Messages.__dict__["create"], wrapt.FunctionWrapper)
+    server.script(cached_reply(), cached_reply())
+    c = client(server)
+    with agentotel.session("legacy-beta") as session:
+        message = c.beta.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES)
+        kinds = [e.type for e in c.beta.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES, stream=True)]
+    assert message.content[0].text == "It is sunny in Paris."
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    plain, streamed = sorted(llm_spans(cap), key=lambda s: s.start_time or 0)
+    assert_call_span(plain, stream=False, session_id=session.id)
+    assert_call_span(streamed, stream=True, session_id=session.id)
+    assert len(cap.session("legacy-beta").llm_calls) == 2
