@@ -5,8 +5,9 @@ Two ways, chosen by what the installed SDK can do:
 - **native** — the SDK traces itself (`anthropic.lib._tracing`): its `anthropic.messages.create` spans are used as
   they are, never wrapped a second time. agentotel only makes their content mode follow `capture_content`
   (`_anthropic_native`); `session.id`, cost and the LLM classification come from agentotel's processors and model.
-- **wrapped** — an SDK without native tracing (0.40 up to 1.13): `Messages.create` / `Messages.stream` and their
-  async twins are wrapped (`_anthropic_wrappers`) and make `chat {model}` spans like agentotel's OpenAI ones.
+- **wrapped** — an SDK without native tracing (0.40 up to 1.13): `Messages.create` / `Messages.stream`, their
+  async twins and the beta messages' (`client.beta.messages`) are wrapped (`_anthropic_wrappers`) and make
+  `chat {model}` spans like agentotel's OpenAI ones.
 
 `instrument(native=False)` forces the wrappers on an SDK that traces itself; its clients should then be made with
 `open_telemetry=False`, or each call is recorded twice. `uninstrument()` restores exactly what was there.
