@@ -27,6 +27,16 @@ class ExceptionInfo:
     def __str__(self) -> str:
         return f"{self.type}: {self.message}" if self.message else self.type
 
+    @classmethod
+    def from_attributes(cls, attributes: Mapping[str, Any]) -> ExceptionInfo:
+        """The exception an `exception` event's attributes describe (`exception.type`, `.message`, `.stacktrace`)."""
+        stacktrace = attributes.get(sc.EXCEPTION_STACKTRACE)
+        return cls(
+            type=str(attributes.get(sc.EXCEPTION_TYPE, "Exception")),
+            message=str(attributes.get(sc.EXCEPTION_MESSAGE, "")),
+            stacktrace=None if stacktrace is None else str(stacktrace),
+        )
+
 
 @dataclass(slots=True)
 class SpanRecord:
@@ -66,14 +76,7 @@ def _exceptions(events: Sequence[Any]) -> tuple[ExceptionInfo, ...]:
     for event in events:
         if event.name != "exception":
             continue
-        attrs = event.attributes or {}
-        found.append(
-            ExceptionInfo(
-                type=str(attrs.get(sc.EXCEPTION_TYPE, "Exception")),
-                message=str(attrs.get(sc.EXCEPTION_MESSAGE, "")),
-                stacktrace=str(attrs[sc.EXCEPTION_STACKTRACE]) if sc.EXCEPTION_STACKTRACE in attrs else None,
-            )
-        )
+        found.append(ExceptionInfo.from_attributes(event.attributes or {}))
     return tuple(found)
 
 

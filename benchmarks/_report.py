@@ -32,6 +32,25 @@ def _failure(results: Sequence[dict[str, Any]]) -> str | None:
     return None
 
 
+def _ratios_to_fastest_peer(rows: list[dict[str, Any]], added: str) -> None:
+    """Sets `{kind}_ratio_to_fastest_peer` on every measured row: its `{kind}_{added}` divided by the smallest one
+    among the other peers' rows of the same content mode (agentotel's in-session row is no peer)."""
+    for mode in ("off", "on"):
+        for kind in KINDS:
+            others = [
+                r[f"{kind}_{added}"]
+                for r in rows
+                if r["status"] == "ok" and r["content"] == mode and r["peer"] != "agentotel" and not r.get("session")
+            ]
+            fastest = min(others) if others else None
+            for r in rows:
+                if r["content"] != mode or r["status"] != "ok":
+                    continue
+                value = r[f"{kind}_{added}"]
+                ratio = round(value / fastest, 2) if fastest is not None and fastest > 0 and value is not None else None
+                r[f"{kind}_ratio_to_fastest_peer"] = ratio
+
+
 def llm_rows(
     jobs: Sequence[Any], results: Sequence[Sequence[dict[str, Any]]], missing: Sequence[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -62,20 +81,7 @@ def llm_rows(
             row[f"{kind}_added_us"] = _median_or_none(added)
             row[f"{kind}_added_per_round_us"] = [round(a, 1) for a in added]
         rows.append(row)
-    for mode in ("off", "on"):
-        for kind in KINDS:
-            others = [
-                r[f"{kind}_added_us"]
-                for r in rows
-                if r["status"] == "ok" and r["content"] == mode and r["peer"] != "agentotel" and not r["session"]
-            ]
-            fastest = min(others) if others else None
-            for r in rows:
-                if r["content"] != mode or r["status"] != "ok":
-                    continue
-                added = r[f"{kind}_added_us"]
-                ratio = round(added / fastest, 2) if fastest is not None and fastest > 0 and added is not None else None
-                r[f"{kind}_ratio_to_fastest_peer"] = ratio
+    _ratios_to_fastest_peer(rows, "added_us")
     for entry in missing:
         for mode in ("off", "on"):
             rows.append({"peer": entry["peer"], "content": mode, "session": False, **entry})
@@ -103,20 +109,7 @@ def instruction_rows(results: Sequence[dict[str, Any]], missing: Sequence[dict[s
             row[f"{kind}_base"] = found[kind]["baseline_instructions"]
             row[f"{kind}_added"] = found[kind]["added_instructions"]
         rows.append(row)
-    for mode in ("off", "on"):
-        for kind in KINDS:
-            others = [
-                r[f"{kind}_added"]
-                for r in rows
-                if r["status"] == "ok" and r["content"] == mode and r["peer"] != "agentotel"
-            ]
-            fastest = min(others) if others else None
-            for r in rows:
-                if r["content"] == mode and r["status"] == "ok":
-                    added = r[f"{kind}_added"]
-                    r[f"{kind}_ratio_to_fastest_peer"] = (
-                        round(added / fastest, 2) if fastest is not None and fastest > 0 else None
-                    )
+    _ratios_to_fastest_peer(rows, "added")
     for entry in missing:
         for mode in ("off", "on"):
             rows.append({"peer": entry["peer"], "content": mode, **entry})

@@ -123,7 +123,11 @@ def run_job(job: Job, timeout_s: float) -> dict[str, Any]:
     return {**result, **job.label}
 
 
-def llm_jobs(profile: Profile) -> tuple[list[Job], list[dict[str, Any]]]:
+def _llm_peer_jobs(
+    profile: Profile, scenario: str, script: str, extra: list[str], *, session_row: bool
+) -> tuple[list[Job], list[dict[str, Any]]]:
+    """A job per (LLM peer, content mode) running `script`, and the peers that cannot run (with why); with
+    `session_row`, one more agentotel job with every call inside a session."""
     jobs: list[Job] = []
     missing: list[dict[str, Any]] = []
     for peer in LLM_PEERS if profile.peers else ("agentotel",):
@@ -131,29 +135,24 @@ def llm_jobs(profile: Profile) -> tuple[list[Job], list[dict[str, Any]]]:
         if python is None:
             missing.append({"peer": peer, "status": "not-run", "reason": reason})
             continue
-        for mode in ("off", "on"):
-            args = ["--peer", peer, "--mode", mode, *profile.llm]
-            jobs.append(Job("llm", "bench_llm.py", python, args, {"peer": peer, "mode": mode, "session": False}))
-        if peer == "agentotel" and profile.llm_session:
-            args = ["--peer", peer, "--mode", "off", "--session", *profile.llm]
-            jobs.append(Job("llm", "bench_llm.py", python, args, {"peer": peer, "mode": "off", "session": True}))
+        modes = [("off", False), ("on", False)] + ([("off", True)] if session_row and peer == "agentotel" else [])
+        for mode, in_session in modes:
+            args = ["--peer", peer, "--mode", mode, *(["--session"] if in_session else []), *extra]
+            label: dict[str, Any] = {"peer": peer, "mode": mode}
+            if scenario == "llm":
+                label["session"] = in_session
+            jobs.append(Job(scenario, script, python, args, label))
     return jobs, missing
+
+
+def llm_jobs(profile: Profile) -> tuple[list[Job], list[dict[str, Any]]]:
+    return _llm_peer_jobs(profile, "llm", "bench_llm.py", profile.llm, session_row=profile.llm_session)
 
 
 def instruction_jobs(profile: Profile) -> tuple[list[Job], list[dict[str, Any]]]:
     """One callgrind run per (peer, content mode): instruction counts are the same from run to run, so one
     round is enough."""
-    jobs: list[Job] = []
-    missing: list[dict[str, Any]] = []
-    for peer in LLM_PEERS if profile.peers else ("agentotel",):
-        python, reason = _peer_python(peer)
-        if python is None:
-            missing.append({"peer": peer, "status": "not-run", "reason": reason})
-            continue
-        for mode in ("off", "on"):
-            args = ["--peer", peer, "--mode", mode, *profile.instructions]
-            jobs.append(Job("instructions", "bench_instructions.py", python, args, {"peer": peer, "mode": mode}))
-    return jobs, missing
+    return _llm_peer_jobs(profile, "instructions", "bench_instructions.py", profile.instructions, session_row=False)
 
 
 def run_parallel(jobs: list[Job], timeout_s: float, log: Any, workers: int = 2) -> list[dict[str, Any]]:

@@ -201,15 +201,7 @@ def _exceptions(events: list[Event], memo: _Memo) -> tuple[ExceptionInfo, ...]:
     for event in events:
         if event.name != "exception":
             continue
-        attributes = _attributes(event.attributes, memo)
-        stacktrace = attributes.get(sc.EXCEPTION_STACKTRACE)
-        found.append(
-            ExceptionInfo(
-                type=str(attributes.get(sc.EXCEPTION_TYPE, "Exception")),
-                message=str(attributes.get(sc.EXCEPTION_MESSAGE, "")),
-                stacktrace=None if stacktrace is None else str(stacktrace),
-            )
-        )
+        found.append(ExceptionInfo.from_attributes(_attributes(event.attributes, memo)))
     return tuple(found)
 
 

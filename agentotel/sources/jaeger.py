@@ -279,14 +279,7 @@ def _exceptions(logs: Iterable[Any]) -> tuple[ExceptionInfo, ...]:
         fields = _tags(log.get("fields") or []) if isinstance(log, Mapping) else {}
         if fields.get("event") != "exception":
             continue
-        stacktrace = fields.get(sc.EXCEPTION_STACKTRACE)
-        found.append(
-            ExceptionInfo(
-                type=str(fields.get(sc.EXCEPTION_TYPE, "Exception")),
-                message=str(fields.get(sc.EXCEPTION_MESSAGE, "")),
-                stacktrace=None if stacktrace is None else str(stacktrace),
-            )
-        )
+        found.append(ExceptionInfo.from_attributes(fields))
     return tuple(found)
 
 

@@ -185,15 +185,7 @@ def _exceptions(events: Any) -> tuple[ExceptionInfo, ...]:
     for event in _list(events, "events"):
         if not isinstance(event, Mapping) or event.get("name") != "exception":
             continue
-        attributes = _attributes(event.get("attributes"))
-        stacktrace = attributes.get(sc.EXCEPTION_STACKTRACE)
-        found.append(
-            ExceptionInfo(
-                type=str(attributes.get(sc.EXCEPTION_TYPE, "Exception")),
-                message=str(attributes.get(sc.EXCEPTION_MESSAGE, "")),
-                stacktrace=None if stacktrace is None else str(stacktrace),
-            )
-        )
+        found.append(ExceptionInfo.from_attributes(_attributes(event.get("attributes"))))
     return tuple(found)
 
 
