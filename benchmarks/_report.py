@@ -40,7 +40,11 @@ def _ratios_to_fastest_peer(rows: list[dict[str, Any]], added: str) -> None:
             others = [
                 r[f"{kind}_{added}"]
                 for r in rows
-                if r["status"] == "ok" and r["content"] == mode and r["peer"] != "agentotel" and not r.get("session")
+                if r["status"] == "ok"
+                and r["content"] == mode
+                and r["peer"] != "agentotel"
+                and not r.get("session")
+                and r[f"{kind}_{added}"] is not None
             ]
             fastest = min(others) if others else None
             for r in rows:
