@@ -787,12 +787,24 @@ class StoreBatchProcessor(AccountedBatchProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            if span_attributes(span).get(sc.AGENTOTEL_STEP_KIND) != KIND_SESSION:
+            attributes = span_attributes(span)
+            if attributes.get(sc.AGENTOTEL_STEP_KIND) != KIND_SESSION:
                 return
-            snapshot = getattr(span, "_readable_span", None)  # what the SDK hands processors when a span ends
-            if snapshot is None or self._closed or not span.context.trace_flags.sampled:
+            context = span.get_span_context()
+            if self._closed or not context.trace_flags.sampled:
                 return
-            running = snapshot()
+            # A copy, made while the span is still the starting thread's alone: the exporter's thread reads it
+            # later, while the app goes on setting the live span's attributes.
+            running = ReadableSpan(
+                name=span.name,
+                context=context,
+                parent=span.parent,
+                resource=span.resource,
+                attributes=dict(attributes),
+                kind=span.kind,
+                start_time=span.start_time,
+                instrumentation_scope=span.instrumentation_scope,
+            )
             setattr(running, UNCOUNTED, True)  # not a span the app ended: never counted delivered or lost
             self._batch.on_end(running)
         except Exception:

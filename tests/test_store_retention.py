@@ -243,3 +243,30 @@ def test_pruning_by_count_never_removes_a_running_session(tmp_path: Path, cap: C
         assert running.id in stored_ids(store)
         assert len(stored_ids(store)) == 2
     agentotel.end_session("Success", session=running)
+
+
+def test_the_running_snapshot_is_a_copy_the_app_cannot_change_while_it_is_exported() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from agentotel import semconv as sc
+    from agentotel._loss import UNCOUNTED
+    from agentotel.store import StoreBatchProcessor
+
+    exported = InMemorySpanExporter()
+    processor = StoreBatchProcessor(exported)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("test")
+    root = tracer.start_span("invoke_agent s", attributes={sc.AGENTOTEL_STEP_KIND: "session", sc.SESSION_ID: "s-1"})
+    root.set_attribute(sc.AGENTOTEL_SESSION_END_STATE, "Success")  # the app goes on with the live span
+    processor.force_flush()
+    (snapshot,) = exported.get_finished_spans()
+    assert getattr(snapshot, UNCOUNTED) is True and snapshot.end_time is None
+    assert dict(snapshot.attributes or {}) == {sc.AGENTOTEL_STEP_KIND: "session", sc.SESSION_ID: "s-1"}
+    root.end()
+    processor.force_flush()
+    ended = exported.get_finished_spans()[-1]
+    assert ended.end_time is not None and (ended.attributes or {})[sc.AGENTOTEL_SESSION_END_STATE] == "Success"
+    assert processor.ended == 1 and processor.lost == 0  # the snapshot is counted neither delivered nor lost
+    processor.shutdown()
