@@ -202,6 +202,24 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
                     f"+{row.get(f'{kind}_added_us')} us",
                 )
             )
+    counted = data.get("instruction_steps", {})
+    for case, floor in (("agentotel", "floor"), ("agentotel+content", "floor+content")):
+        if counted:
+            ratio = (counted.get("ratio_to_floor") or {}).get(case)
+            note = (
+                str(counted.get("reason", ""))
+                if ratio is None
+                else f"{counted['cases'][case]:,} vs {counted['cases'][floor]:,} instructions"
+            )
+            found.append(
+                _target(
+                    f"step overhead in instructions, {case} vs {floor}",
+                    ratio,
+                    "<= 1.2x",
+                    None if ratio is None else ratio <= 1.2,
+                    note,
+                )
+            )
     for row in data.get("instructions", {}).get("rows", []):
         if row.get("peer") != "agentotel":
             continue
@@ -367,6 +385,23 @@ def _instructions_table(data: dict[str, Any]) -> str:
         "prompt in spans",
     ]
     return _table(header, rows)
+
+
+def _instruction_steps_table(data: dict[str, Any]) -> str:
+    part = data["instruction_steps"]
+    if part.get("status") != "ok":
+        return f"not run: {part.get('reason')}"
+    cases, ratios = part["cases"], part["ratio_to_floor"]
+    rows = [
+        [case, cases[case], floor, cases[floor], ratios.get(case, 1.0)]
+        for case, floor in (
+            ("floor", "floor"),
+            ("floor+content", "floor+content"),
+            ("agentotel", "floor"),
+            ("agentotel+content", "floor+content"),
+        )
+    ]
+    return _table(["case", "instructions/call", "floor", "floor instructions", "x floor"], rows)
 
 
 def _steps_table(data: dict[str, Any]) -> str:
@@ -535,6 +570,11 @@ def render(data: dict[str, Any]) -> str:
             "steps",
             "### 2. Per-step overhead (CPU µs per call; floor = bare `start_as_current_span`, same process)",
             _steps_table,
+        ),
+        (
+            "instruction_steps",
+            "### 2b. Per-step overhead in instructions (callgrind, calling thread, agentotel's venv)",
+            _instruction_steps_table,
         ),
         (
             "processors",

@@ -1,8 +1,10 @@
-"""Worker: the instructions one `openai` chat completion executes, uninstrumented and traced by one peer, counted
-by valgrind's callgrind. Unlike CPU time, an instruction count is the same from run to run and does not move when
-another process shares the core, so it settles comparisons that CPU time on a shared machine leaves to noise.
+"""Worker: the instructions one `openai` chat completion executes, uninstrumented and traced by one peer (or, with
+`--what steps`, one call of each step case of `bench_steps.py`), counted by valgrind's callgrind. Unlike CPU time,
+an instruction count is the same from run to run and does not move when another process shares the core, so it
+settles comparisons that CPU time on a shared machine leaves to noise.
 
     <venv>/bin/python benchmarks/bench_instructions.py --peer agentotel --mode off [--plain 40 --stream 15]
+    /work/venv/bin/python benchmarks/bench_instructions.py --peer agentotel --mode off --what steps [--calls 200]
 
 The worker runs itself again under `valgrind --tool=callgrind` (the "inside" process) and reads the counts back.
 Inside, each measured block of calls runs as a `ctypes` callback, and callgrind collects only while the calling
@@ -115,6 +117,33 @@ def inside(args: argparse.Namespace) -> int:
     return 0
 
 
+STEP_CASES = ("floor", "floor+content", "agentotel", "agentotel+content")
+"""The step cases of `bench_steps.py` counted here: each agentotel case beside the bare span it is compared with."""
+
+
+def inside_steps(args: argparse.Namespace) -> int:
+    """Runs under callgrind: each step case of `bench_steps.py` (agentotel's venv) in a counted block."""
+    import bench_steps
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    folder = Path(args.profiles)
+    floor_provider = TracerProvider()
+    floor_provider.add_span_processor(BatchSpanProcessor(harness.NullExporter()))
+    cases, exported = bench_steps.agentotel_cases(floor_provider.get_tracer("bench-floor"))
+    for _ in range(args.warmup):
+        for name in STEP_CASES:
+            cases[name]()
+    blocks: dict[str, Any] = {}
+    for name in STEP_CASES:
+        measure(folder, name, cases[name], args.calls, blocks)
+    result = {"blocks": blocks, "status": "ok", "spans_exported": exported()}
+    result["versions"] = harness.versions("opentelemetry-sdk", "agentotel")
+    sys.stdout.write(INSIDE_PREFIX + json.dumps(result, default=str) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
 def read_total(path: Path) -> int:
     """The instruction count of one callgrind profile (its `totals:` line)."""
     for line in path.read_text(errors="replace").splitlines():
@@ -125,7 +154,7 @@ def read_total(path: Path) -> int:
 
 def outside(args: argparse.Namespace) -> dict[str, Any]:
     """Runs the inside process under callgrind; the per-call counts (millions of instructions: `M`)."""
-    result: dict[str, Any] = {"peer": args.peer, "mode": args.mode}
+    result: dict[str, Any] = {"peer": args.peer, "mode": args.mode, "what": args.what}
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         result.update(status="not-run", reason="valgrind is not installed (Debian: apt-get install valgrind)")
@@ -150,8 +179,12 @@ def outside(args: argparse.Namespace) -> dict[str, Any]:
             str(args.plain),
             "--stream",
             str(args.stream),
+            "--calls",
+            str(args.calls),
             "--warmup",
             str(args.warmup),
+            "--what",
+            args.what,
         ]
         env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layouts, hence the same count, every run
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.timeout)
@@ -168,6 +201,14 @@ def outside(args: argparse.Namespace) -> dict[str, Any]:
         result.update(inner)
         if inner.get("status") == "ok":
             per_call = {label: read_total(folder / block["file"]) / block["calls"] for label, block in blocks.items()}
+            if args.what == "steps":
+                result["cases"] = {name: round(count) for name, count in per_call.items()}
+                result["ratio_to_floor"] = {
+                    "agentotel": round(per_call["agentotel"] / per_call["floor"], 3),
+                    "agentotel+content": round(per_call["agentotel+content"] / per_call["floor+content"], 3),
+                }
+                result["wall_s"] = round(time.perf_counter() - started, 1)
+                return result
             for kind in ("plain", "stream"):
                 base = per_call[f"baseline.{kind}"]
                 traced = per_call[f"traced.{kind}"]
@@ -187,12 +228,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plain", type=int, default=40, help="plain calls counted (each side)")
     parser.add_argument("--stream", type=int, default=15, help="streamed calls counted (each side)")
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--what", choices=("llm", "steps"), default="llm", help="LLM calls, or agentotel's steps")
+    parser.add_argument("--calls", type=int, default=200, help="steps: calls counted per case")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--profiles", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.inside:
-        code = inside(args)
+        code = inside_steps(args) if args.what == "steps" else inside(args)
         os._exit(code)  # no atexit hooks: some peers flush to their cloud endpoints at exit
     harness.emit(outside(args))
     return 0

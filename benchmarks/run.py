@@ -49,6 +49,7 @@ class Profile:
     rounds: int
     llm: list[str]
     instructions: list[str]
+    instruction_steps: list[str]
     steps: list[str]
     processors: list[str]
     reconstruction: list[str]
@@ -63,6 +64,7 @@ FULL = Profile(
     rounds=3,
     llm=["--blocks", "30", "--block", "20", "--warmup", "20", "--budget", "2.0"],
     instructions=["--plain", "40", "--stream", "15", "--warmup", "20"],
+    instruction_steps=["--calls", "200", "--warmup", "300"],
     steps=["--blocks", "20", "--block", "300", "--warmup", "300", "--budget", "3.0"],
     processors=["--sessions", "1,100,10000", "--spans", "20000", "--block", "1000"],
     reconstruction=["--spans", "100000", "--stored-sessions", "100000", "--events", "10000", "--repeat", "3"],
@@ -73,6 +75,7 @@ SMOKE = Profile(
     rounds=1,
     llm=["--blocks", "3", "--block", "2", "--warmup", "1", "--budget", "0.5"],
     instructions=["--plain", "2", "--stream", "1", "--warmup", "1"],
+    instruction_steps=["--calls", "5", "--warmup", "5"],
     steps=["--blocks", "3", "--block", "20", "--warmup", "5", "--budget", "0.5"],
     processors=["--sessions", "1,10", "--spans", "200", "--block", "50"],
     reconstruction=["--spans", "2000", "--stored-sessions", "300", "--events", "300", "--repeat", "1"],
@@ -253,7 +256,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "instructions" in wanted:
         log("LLM-call instructions (callgrind) ...")
         jobs, missing = instruction_jobs(profile)
-        data["instructions"] = report.instruction_rows(run_parallel(jobs, profile.timeout_s * 2, log), missing)
+        steps_args = ["--peer", "agentotel", "--mode", "off", "--what", "steps", *profile.instruction_steps]
+        steps = Job("instructions", "bench_instructions.py", sys.executable, steps_args, {"what": "steps"})
+        found = run_parallel([*jobs, steps], profile.timeout_s * 2, log)
+        data["instructions"] = report.instruction_rows(found[:-1], missing)
+        data["instruction_steps"] = found[-1]
     if "steps" in wanted:
         log("Step overhead ...")
         jobs, missing = step_jobs(profile)

@@ -76,6 +76,18 @@ def test_instruction_rows_count_a_traced_call_against_its_uninstrumented_twin(sm
     assert on["plain_added"] > off["plain_added"]
 
 
+def test_step_instructions_compare_each_case_with_its_floor(smoke: dict[str, Any]) -> None:
+    if shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed (.ci/run installs it)")
+    part = smoke["instruction_steps"]
+    assert part["status"] == "ok", part
+    cases = part["cases"]
+    # Each traced case does all its floor does and more; content costs more than none.
+    assert cases["agentotel"] > cases["floor"] > 10_000
+    assert cases["agentotel+content"] > cases["floor+content"] > cases["floor"]
+    assert part["ratio_to_floor"]["agentotel"] == pytest.approx(cases["agentotel"] / cases["floor"], abs=1e-3)
+
+
 def test_step_rows_compare_each_case_with_its_floor(smoke: dict[str, Any]) -> None:
     cases = {r["case"]: r for r in smoke["steps"]["rows"] if r["peer"] == "agentotel"}
     assert {"floor", "agentotel", "agentotel+content"} <= set(cases)
