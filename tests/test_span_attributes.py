@@ -93,6 +93,31 @@ def test_an_ended_span_is_left_alone_as_the_sdk_leaves_it(caplog: pytest.LogCapt
     assert any("ended span" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize("span", [INVALID_SPAN, object(), None])
-def test_spans_of_other_kinds_never_raise(span: Any) -> None:
-    set_plain_attributes(span, {"a": "b"})
+class OtherSpan:
+    """A span of another SDK: only the public API."""
+
+    def __init__(self, fails: bool = False) -> None:
+        self.fails = fails
+        self.received: list[dict[str, Any]] = []
+
+    def set_attributes(self, attributes: dict[str, Any]) -> None:
+        if self.fails:
+            raise RuntimeError("this SDK refuses")
+        self.received.append(dict(attributes))
+
+
+def test_spans_of_other_kinds_get_the_attributes_through_their_own_method() -> None:
+    other = OtherSpan()
+    set_plain_attributes(other, {"a": "b", "n": 1})
+    assert other.received == [{"a": "b", "n": 1}]
+    set_plain_attributes(INVALID_SPAN, {"a": "b"})  # a non-recording span keeps nothing, as the API says
+    assert not INVALID_SPAN.is_recording()
+
+
+@pytest.mark.parametrize("span", [OtherSpan(fails=True), object(), None])
+def test_a_span_that_cannot_take_attributes_never_raises_and_is_logged(
+    span: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="agentotel"):
+        set_plain_attributes(span, {"a": "b"})
+    assert any("Could not set the attributes of a span" in r.getMessage() for r in caplog.records)
