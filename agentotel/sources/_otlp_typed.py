@@ -28,15 +28,12 @@ from .otlp_json import (
     _MAX_NS,
     _STATUS,
     _enum,
-    _id,
     _Memo,
+    _span_id,
+    _Unusual,
 )
 
 __all__ = ["read_typed"]
-
-
-class _Unusual(Exception):
-    """Something the general reader should read (or explain)."""
 
 
 class AnyValue(Struct, rename="camel", forbid_unknown_fields=True, gc=False):
@@ -123,8 +120,6 @@ class TracesDocument(Struct, rename="camel", forbid_unknown_fields=True, gc=Fals
 
 
 _decoder = msgspec.json.Decoder(TracesDocument)
-_fromhex = bytes.fromhex
-_ZERO_SPAN = "0" * 16
 
 
 def _integer(value: int | str) -> int:
@@ -205,28 +200,10 @@ def _exceptions(events: list[Event], memo: _Memo) -> tuple[ExceptionInfo, ...]:
 
 
 def _record(span: Span, service_name: str | None, memo: _Memo) -> SpanRecord:
-    raw = span.trace_id
-    trace_id = memo.trace_ids.get(raw)
-    if trace_id is None:
-        trace_id = _id(raw, 16, "traceId")
-        if trace_id is None:
-            raise _Unusual
-        memo.trace_ids[raw] = trace_id
-    span_id = span.span_id
-    # Lowercase hex of the right length, tested by a round trip through bytes (what `_id` returns as it is).
-    if len(span_id) != 16 or _fromhex(span_id).hex() != span_id or span_id == _ZERO_SPAN:
-        span_id = _id(span_id, 8, "spanId") or ""
-        if not span_id:
-            raise _Unusual
+    trace_id = memo.trace_id(span.trace_id)
+    span_id = _span_id(span.span_id)
     parent: Any = span.parent_span_id
-    if parent is UNSET or parent == "":
-        parent_id = None
-    else:
-        parent_id = memo.span_ids.get(parent)
-        if parent_id is None:
-            parent_id = _id(parent, 8, "parentSpanId")
-            if parent_id is not None:
-                memo.span_ids[parent] = parent_id
+    parent_id = None if parent is UNSET or parent == "" else memo.parent_id(parent)
     kind: Any = span.kind
     kind = None if kind is UNSET else kind
     end: Any = span.end_time_unix_nano

@@ -240,6 +240,36 @@ class _Memo:
         self.trace_ids: dict[Any, str] = {}
         self.span_ids: dict[Any, str] = {}
 
+    def trace_id(self, raw: Any) -> str:
+        """`_id` of a trace id, worked out once per distinct value; raises `_Unusual` for none (`_span` explains)."""
+        found = self.trace_ids.get(raw)
+        if found is None:
+            found = _id(raw, 16, "traceId")
+            if found is None:
+                raise _Unusual
+            self.trace_ids[raw] = found
+        return found
+
+    def parent_id(self, raw: Any) -> str | None:
+        """`_id` of a parent span id (many spans share a parent), worked out once per distinct value."""
+        found = self.span_ids.get(raw)
+        if found is None:
+            found = _id(raw, 8, "parentSpanId")
+            if found is not None:
+                self.span_ids[raw] = found
+        return found
+
+
+def _span_id(raw: Any) -> str:
+    """`_id` of a span id, tested first for lowercase hex of the right length by a round trip through bytes (what
+    `_id` returns as it is); raises `_Unusual` for none."""
+    if type(raw) is str and len(raw) == 16 and _fromhex(raw).hex() == raw and raw != _ZEROS[8]:
+        return raw
+    found = _id(raw, 8, "spanId")
+    if found is None:
+        raise _Unusual
+    return found
+
 
 class _Unusual(Exception):
     """A span `_fast_span` leaves to `_span`."""
@@ -259,30 +289,15 @@ def _fast_span(span: Any, service_name: str | None, memo: _Memo) -> SpanRecord:
     (`tests/test_sources_file.py` compares them on odd spans); `memo` only ever holds what `_id` returns for an id
     and strings equal to their keys."""
     intern = memo.strings.setdefault
-    raw = span["traceId"]
-    trace_id = memo.trace_ids.get(raw)
-    if trace_id is None:
-        trace_id = _id(raw, 16, "traceId")
-        if trace_id is None:
-            raise _Unusual
-        memo.trace_ids[raw] = trace_id
-    span_id = span["spanId"]
-    # Lowercase hex of the right length, tested by a round trip through bytes (what `_id` would return as it is).
-    if type(span_id) is not str or len(span_id) != 16 or _fromhex(span_id).hex() != span_id or span_id == _ZEROS[8]:
-        span_id = _id(span_id, 8, "spanId")
-        if span_id is None:
-            raise _Unusual
+    trace_id = memo.trace_id(span["traceId"])
+    span_id = _span_id(span["spanId"])
     raw = span.get("parentSpanId")
     if raw is None or raw == "":
         if "parentSpanId" not in span and "parent_span_id" in span:
             raise _Unusual
         parent_id = None
     else:
-        parent_id = memo.span_ids.get(raw)
-        if parent_id is None:
-            parent_id = _id(raw, 8, "parentSpanId")
-            if parent_id is not None:
-                memo.span_ids[raw] = parent_id
+        parent_id = memo.parent_id(raw)
     name = span.get("name", "")
     if type(name) is not str:
         name = str(name)
