@@ -83,4 +83,9 @@ def test_ui_serves_the_list_and_the_replay(store: Path) -> None:
         assert "html-cli" in replay and "ValueError" in replay
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=60)  # generous: a loaded machine can take seconds to run the exit hooks
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=60)
+            raise
