@@ -1,9 +1,12 @@
-"""Instrumentation of LLM client SDKs, one module per provider. `instrument_installed()` instruments every
-client SDK that is installed and not disabled by `OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`."""
+"""Instrumentation of LLM client SDKs (one module per provider) and of agent frameworks (one module per
+framework). `instrument_installed()` instruments every one whose library is installed and that
+`OTEL_PYTHON_DISABLED_INSTRUMENTATIONS` does not name; a framework is hooked when the app imports it, not before
+(`_framework.FrameworkInstrumentor`)."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
 
@@ -14,6 +17,14 @@ INSTRUMENTORS: tuple[tuple[str, str, str, str], ...] = (
     ("agentotel_openai", "agentotel.instrumentation.openai", "OpenAIInstrumentor", "openai"),
     ("agentotel_anthropic", "agentotel.instrumentation.anthropic", "AnthropicInstrumentor", "anthropic"),
     ("agentotel_executors", "agentotel.instrumentation.executors", "ExecutorContextInstrumentor", "concurrent.futures"),
+    # Agent frameworks: each hooks its framework when the app imports it.
+    ("agentotel_openai_agents", "agentotel.instrumentation.openai_agents", "OpenAIAgentsInstrumentor", "agents"),
+    ("agentotel_langchain", "agentotel.instrumentation.langchain", "LangChainInstrumentor", "langchain_core"),
+    ("agentotel_crewai", "agentotel.instrumentation.crewai", "CrewAIInstrumentor", "crewai"),
+    ("agentotel_pydantic_ai", "agentotel.instrumentation.pydantic_ai", "PydanticAIInstrumentor", "pydantic_ai"),
+    ("agentotel_mcp", "agentotel.instrumentation.mcp", "MCPInstrumentor", "mcp"),
+    ("agentotel_google_adk", "agentotel.instrumentation.google_adk", "GoogleADKInstrumentor", "google.adk"),
+    ("agentotel_strands", "agentotel.instrumentation.strands", "StrandsInstrumentor", "strands"),
 )
 
 
@@ -32,11 +43,12 @@ def instrument_installed() -> list[str]:
         if name in disabled or package in disabled:
             continue
         try:
-            importlib.import_module(package)
-        except ImportError:
+            if importlib.util.find_spec(package) is None:  # installed? (without importing it: frameworks are heavy)
+                continue
+        except (ImportError, ValueError):
             continue
         except Exception:
-            log.debug("Importing %s failed", package, exc_info=True)
+            log.debug("Looking for %s failed", package, exc_info=True)
             continue
         try:
             module = importlib.import_module(module_name)
