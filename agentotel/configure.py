@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from . import _clock as clock
 from . import semconv as sc
-from ._config import content_capture_from_env, settings
+from ._config import content_capture_from_env, content_events_from_env, scope_names, settings
 from ._loss import batch_processor
 from .processors import AgentotelSpanProcessor, ExportPipeline
 from .redaction import redaction
@@ -136,6 +136,7 @@ def init(
     max_events_per_session: int | None = None,
     redact: Callable[[str, str], str | None] | None = None,
     redact_builtin: bool | None = None,
+    keep_content_from: Sequence[str] | None = None,
     instrument: bool = True,
     **ignored: Any,
 ) -> None:
@@ -148,6 +149,8 @@ def init(
     - `redact`: a hook `(attribute_name, text) -> text | None` applied to every content attribute (after the
       built-in patterns for secrets and e-mail addresses, which `redact_builtin=False` turns off) before any
       exporter, the store or the live sessions see it; `None` from the hook drops the attribute.
+    - `keep_content_from`: instrumentation scope names (e.g. `["pydantic-ai"]`) whose spans keep the content they
+      record while `capture_content` is off; by default, with capture off, no library's content leaves the process.
     - `api_key` and other AgentOps arguments are accepted and ignored, so AgentOps code runs unchanged.
     Never raises for a configuration problem: it logs it and carries on with what works.
     """
@@ -157,6 +160,8 @@ def init(
             settings.capture_content = bool(capture_content)
         elif not state.initialized:
             settings.capture_content = settings.capture_content or content_capture_from_env()
+        if not state.initialized:
+            settings.content_events = settings.content_events or content_events_from_env()
         chosen_tags = default_tags if default_tags is not None else tags
         if chosen_tags is not None:
             settings.default_tags = [str(t) for t in chosen_tags]
@@ -168,6 +173,8 @@ def init(
             redaction.hook = redact
         if redact_builtin is not None:
             redaction.builtin = bool(redact_builtin)
+        if keep_content_from is not None:
+            settings.keep_content_from = scope_names(list(keep_content_from))
 
         provider, owns = _resolve_provider(service_name)
         if provider is None:

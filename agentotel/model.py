@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import conventions
 from . import semconv as sc
 from ._content import parse_json
 from ._gc import paused_gc
@@ -34,20 +35,8 @@ KIND_LLM = sc.AGENTOTEL_STEP_KIND_VALUE_LLM
 KIND_TOOL = sc.AGENTOTEL_STEP_KIND_VALUE_TOOL
 KIND_ACTION = sc.AGENTOTEL_STEP_KIND_VALUE_ACTION
 KIND_OPERATION = sc.AGENTOTEL_STEP_KIND_VALUE_OPERATION
-KIND_SPAN = "span"
-"""A span that is none of the agent's steps (an HTTP call, a database query, ...)."""
-
-_LLM_OPERATIONS = frozenset(
-    {
-        sc.GEN_AI_OPERATION_NAME_VALUE_CHAT,
-        sc.GEN_AI_OPERATION_NAME_VALUE_TEXT_COMPLETION,
-        sc.GEN_AI_OPERATION_NAME_VALUE_GENERATE_CONTENT,
-        sc.GEN_AI_OPERATION_NAME_VALUE_EMBEDDINGS,
-    }
-)
-
-
-_USAGE_KEYS = (sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.GEN_AI_USAGE_PROMPT_TOKENS)
+KIND_SPAN = conventions.KIND_SPAN
+kind_of = conventions.kind_of
 
 # Module globals for the attribute names `Event.from_record` reads: it runs for every span of a session.
 _INPUT_MESSAGES, _OUTPUT_MESSAGES = sc.GEN_AI_INPUT_MESSAGES, sc.GEN_AI_OUTPUT_MESSAGES
@@ -61,23 +50,6 @@ _ACTION_TYPE, _ACTION_PARAMS, _ACTION_RETURNS = (
     sc.AGENTOTEL_ACTION_PARAMS,
     sc.AGENTOTEL_ACTION_RETURNS,
 )
-
-
-def kind_of(attributes: Mapping[str, Any]) -> str:
-    """What a span stands for in the agent's story, by agentotel's own mark or the GenAI attributes."""
-    kind = attributes.get(sc.AGENTOTEL_STEP_KIND)
-    if kind:
-        return str(kind)
-    operation = attributes.get(sc.GEN_AI_OPERATION_NAME)
-    if operation == sc.GEN_AI_OPERATION_NAME_VALUE_EXECUTE_TOOL:
-        return KIND_TOOL
-    if operation in (sc.GEN_AI_OPERATION_NAME_VALUE_INVOKE_AGENT, sc.GEN_AI_OPERATION_NAME_VALUE_CREATE_AGENT):
-        return KIND_AGENT
-    # Only a model call has an LLM operation or token usage; other spans that name a model (token counting,
-    # session creation) are not calls to be counted or priced.
-    if operation in _LLM_OPERATIONS or any(key in attributes for key in _USAGE_KEYS):
-        return KIND_LLM
-    return KIND_SPAN
 
 
 def _datetime(ns: int | None) -> datetime | None:
@@ -140,9 +112,9 @@ class Event:
     end_ns: int | None
     attributes: Mapping[str, Any] = field(repr=False, default_factory=dict)
     duplicate_of: str | None = None
-    """For an LLM call traced twice (by two instrumentations of the same call, one span inside the other): the
-    span id of the outer span, the one that counts. A duplicate is shown among the events but counted in no total
-    (`llm_calls`, cost, tokens)."""
+    """For a step recorded twice (an LLM call or tool call that two instrumentations each traced, nested or side
+    by side): the span id of the one that counts. A duplicate is shown among the events but counted in no total
+    or list of steps (`llm_calls`, `tool_calls`, `action_events`, `errors`, cost, tokens)."""
 
     @property
     def failed(self) -> bool:
@@ -162,9 +134,7 @@ class Event:
         built from positional arguments (keywords cost a third more)."""
         attrs = record.attributes
         get = attrs.get
-        kind = get(_STEP_KIND)
-        if type(kind) is not str or not kind:  # agentotel's own spans carry their kind as text
-            kind = kind_of(attrs)
+        kind: Any = get(_STEP_KIND)  # agentotel's own spans carry their kind as text
         name = record.name
         params: Any = None
         returns: Any = None
@@ -175,11 +145,18 @@ class Event:
         output_tokens: int | None = None
         cache_read_tokens: int | None = None
         cost: float | None = None
+        foreign = type(kind) is not str or not kind  # another instrumentation's span: read in every form it may take
+        if foreign:
+            kind = kind_of(attrs)
         if kind == KIND_LLM:
             if _INPUT_MESSAGES in attrs:  # content capture only: most calls have none to parse
                 params = parse_json(attrs[_INPUT_MESSAGES])
+            elif foreign:
+                params = conventions.llm_input(attrs)
             if _OUTPUT_MESSAGES in attrs:
                 returns = parse_json(attrs[_OUTPUT_MESSAGES])
+            elif foreign:
+                returns = conventions.llm_output(attrs)
             usage = usage_from_attributes(attrs)
             model = model_of(attrs)
             provider = provider_of(attrs)
@@ -192,16 +169,25 @@ class Event:
                 input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
                 cache_read_tokens = usage.cache_read_tokens
         elif kind == KIND_TOOL:
-            action_type = str(get(_TOOL_NAME, name))
-            params = parse_json(get(_TOOL_ARGUMENTS))
-            returns = parse_json(get(_TOOL_RESULT))
+            if foreign:
+                action_type = conventions.tool_name(attrs, name)
+                params = conventions.tool_arguments(attrs)
+                returns = conventions.tool_result(attrs)
+            else:
+                action_type = str(get(_TOOL_NAME, name))
+                params = parse_json(get(_TOOL_ARGUMENTS))
+                returns = parse_json(get(_TOOL_RESULT))
             name = action_type or name
         elif kind == KIND_ACTION:
             action_type = str(get(_ACTION_TYPE, name))
             params = parse_json(get(_ACTION_PARAMS))
             returns = parse_json(get(_ACTION_RETURNS))
         elif kind in (KIND_AGENT, KIND_SESSION):
-            name = str(get(_AGENT_NAME) or name)
+            name = conventions.agent_name(attrs, name) if foreign else str(get(_AGENT_NAME) or name)
+            if foreign:
+                params, returns = conventions.step_input(attrs), conventions.step_output(attrs)
+        elif foreign and kind == KIND_OPERATION:
+            params, returns = conventions.step_input(attrs), conventions.step_output(attrs)
         start_ns, end_ns = record.start_ns, record.end_ns
         session_id = get(_SESSION_ID)
         exceptions = record.exceptions
@@ -375,20 +361,21 @@ class Session:
                 # A big session's events are many small acyclic objects: no collections while they are made.
                 with paused_gc() if len(records) > 1_000 else nullcontext():
                     self._events = [Event.from_record(r) for r in records]
-                _mark_duplicate_llm_calls(self._events)
+                _mark_duplicate_steps(self._events)
                 self._cache_key = len(self._records)
             return list(self._events)
 
     def _of_kind(self, *kinds: str) -> list[Event]:
-        return [e for e in self.events if e.kind in kinds]
+        return [e for e in self.events if e.kind in kinds and e.duplicate_of is None]
 
     @property
     def action_events(self) -> list[Event]:
-        """Actions and tool calls, in order (AgentOps' `action_events`)."""
+        """Actions and tool calls, in order (AgentOps' `action_events`), each once."""
         return self._of_kind(KIND_ACTION, KIND_TOOL)
 
     @property
     def tool_calls(self) -> list[Event]:
+        """Tool calls, in order, each once (a call two instrumentations traced counts by one of its spans)."""
         return self._of_kind(KIND_TOOL)
 
     @property
@@ -398,14 +385,15 @@ class Session:
 
     @property
     def errors(self) -> list[Event]:
-        """Steps that ended with an error, in the order they started."""
-        return [e for e in self.events if e.error is not None]
+        """Steps that ended with an error, in the order they started, each once."""
+        return _failed_steps(self.events)
 
     @property
     def first_error(self) -> Event | None:
         """The step that failed first: the failed step that ended earliest (an error's origin ends before the
-        steps it propagates through), the deepest one on a tie. This is error attribution."""
-        failed = [e for e in self.events if e.error is not None and e.end_ns is not None]
+        steps it propagates through), the deepest one on a tie. This is error attribution. A step recorded twice
+        is named by the span that counts (by its duplicate only when that one holds the error)."""
+        failed = [e for e in _failed_steps(self.events) if e.end_ns is not None]
         if not failed:
             return None
         return min(failed, key=lambda e: (e.end_ns, -e.start_ns))
@@ -468,8 +456,10 @@ class Session:
             sc.AGENTOTEL_SESSION_USAGE_INPUT_TOKENS: sum(e.input_tokens or 0 for e in llm),
             sc.AGENTOTEL_SESSION_USAGE_OUTPUT_TOKENS: sum(e.output_tokens or 0 for e in llm),
             sc.AGENTOTEL_SESSION_LLM_CALL_COUNT: len(llm),
-            sc.AGENTOTEL_SESSION_TOOL_CALL_COUNT: sum(1 for e in events if e.kind in (KIND_TOOL, KIND_ACTION)),
-            sc.AGENTOTEL_SESSION_ERROR_COUNT: sum(1 for e in events if e.error is not None),
+            sc.AGENTOTEL_SESSION_TOOL_CALL_COUNT: sum(
+                1 for e in events if e.kind in (KIND_TOOL, KIND_ACTION) and e.duplicate_of is None
+            ),
+            sc.AGENTOTEL_SESSION_ERROR_COUNT: len(_failed_steps(events)),
         }
         priced = [e.cost for e in llm if e.cost is not None]
         if priced:
@@ -532,88 +522,253 @@ class Session:
         return f"<Session {self.name!r} id={self.id} state={self.end_state} events={len(self)} cost=${self.cost:.6f}>"
 
 
+def _failed_steps(events: list[Event]) -> list[Event]:
+    """The failed events, each step once: a duplicate counts only when the span that counts for it has no error."""
+    failed = [e for e in events if e.error is not None]
+    if not any(e.duplicate_of is not None for e in failed):
+        return failed
+    failed_ids = {e.span_id for e in failed}
+    return [e for e in failed if e.duplicate_of is None or e.duplicate_of not in failed_ids]
+
+
 _MAX_ANCESTORS = 64
 
 
-def _mark_duplicate_llm_calls(events: list[Event]) -> None:
-    """Marks the LLM calls traced twice. An LLM span that starts inside another LLM span of the same provider (two
-    instrumentations of one call, such as agentotel's and the official openai-v2 one, or a framework's model span
-    around the SDK's) is the same call. Of such a nest, the outermost span with token usage counts (the outermost
-    one when none has usage); the others get `duplicate_of` its span id.
-
-    Linear in the number of events: only an LLM call with an LLM span among its ancestors can be a duplicate, and
-    whether a span has one is worked out once per span (`_under_llm`); only those calls walk their ancestors."""
+def _mark_duplicate_steps(events: list[Event]) -> None:
+    """Marks the steps recorded twice (by two instrumentations of one call: agentotel's and another tracer's, or a
+    framework's span around the SDK's). Every event but one of each such group gets `duplicate_of` the span id of
+    the one that counts; see `_duplicate_llm_calls` and `_duplicate_tool_calls` for what makes a group."""
     llm = [e for e in events if e.kind == KIND_LLM]
-    if len(llm) < 2:
+    tools = [e for e in events if e.kind == KIND_TOOL]
+    if len(llm) < 2 and len(tools) < 2:
         return
-    by_span = {e.span_id: e for e in events}
-    walked: set[int] | None = None  # the calls that walk their ancestors (None: all of them)
-    if len(by_span) == len(events):
-        llm_ids = {e.span_id for e in llm}
-        memo: dict[str, bool] = {}
-        llm = [e for e in llm if _under_llm(e, by_span, llm_ids, memo)]
-        if not llm:
-            return
-        walked = {id(e) for e in llm}
     by_id = {(e.trace_id, e.span_id): e for e in events}
-    nests: dict[tuple[str, str], list[tuple[int, Event]]] = {}
-    for event in llm:
-        outermost, depth, parent_id, steps = event, 0, event.parent_span_id, 0
-        while parent_id is not None and steps < _MAX_ANCESTORS:
-            ancestor = by_id.get((event.trace_id, parent_id))
-            if ancestor is None:
-                break
-            if ancestor.kind == KIND_LLM and _same_call(ancestor, event):
-                outermost, depth = ancestor, depth + 1
-            parent_id, steps = ancestor.parent_span_id, steps + 1
-        nests.setdefault((outermost.trace_id, outermost.span_id), []).append((depth, event))
-    if walked is not None:
-        # A call that did not walk has no LLM ancestor: it is the outermost of its nest, at depth 0.
-        for key, nest in nests.items():
-            outermost = by_id[key]
-            if id(outermost) not in walked:
-                nest.insert(0, (0, outermost))
-    for nest in nests.values():
-        if len(nest) < 2:
-            continue
-        members = [event for _, event in sorted(nest, key=lambda pair: pair[0])]
-        counted = next((e for e in members if e.input_tokens is not None or e.output_tokens is not None), members[0])
-        for event in members:
-            event.duplicate_of = None if event is counted else counted.span_id
+    if len(llm) >= 2:
+        _duplicate_llm_calls(llm, by_id)
+    if len(tools) >= 2:
+        _duplicate_tool_calls(tools, by_id)
 
 
-def _under_llm(event: Event, by_span: dict[str, Event], llm_ids: set[str], memo: dict[str, bool]) -> bool:
-    """Whether an LLM span may sit among `event`'s ancestors (span ids unique among the events). Errs towards
-    yes: an ancestor in another trace, or a chain longer than the walk, answers yes (the exact walk decides)."""
-    path: list[str] = []
-    parent_id = event.parent_span_id
-    found = False
-    while parent_id is not None:
-        known = memo.get(parent_id)
-        if known is not None:
-            found = known
-            break
-        if parent_id in llm_ids or len(path) >= _MAX_ANCESTORS:
-            found = True
-            break
-        ancestor = by_span.get(parent_id)
+class _Groups:
+    """Union-find over events (by identity): which events are one step."""
+
+    def __init__(self) -> None:
+        self._parent: dict[int, int] = {}
+        self._events: dict[int, Event] = {}
+
+    def find(self, event: Event) -> int:
+        key = id(event)
+        self._events.setdefault(key, event)
+        parent = self._parent.setdefault(key, key)
+        while parent != self._parent[parent]:
+            self._parent[parent] = self._parent[self._parent[parent]]
+            parent = self._parent[parent]
+        return parent
+
+    def union(self, a: Event, b: Event) -> None:
+        root_a, root_b = self.find(a), self.find(b)
+        if root_a != root_b:
+            self._parent[root_b] = root_a
+
+    def groups(self) -> list[list[Event]]:
+        found: dict[int, list[Event]] = {}
+        for event in self._events.values():
+            found.setdefault(self.find(event), []).append(event)
+        return [members for members in found.values() if len(members) > 1]
+
+
+def _ancestors(event: Event, by_id: dict[tuple[str, str], Event], kind: str) -> list[tuple[int, Event]]:
+    """The events of `kind` among `event`'s ancestors in its trace, nearest first, with their distance."""
+    found = []
+    parent_id, steps = event.parent_span_id, 0
+    while parent_id is not None and steps < _MAX_ANCESTORS:
+        ancestor = by_id.get((event.trace_id, parent_id))
         if ancestor is None:
             break
-        if ancestor.trace_id != event.trace_id:
-            return True  # not remembered: the answer depends on which trace asks
-        path.append(parent_id)
+        steps += 1
+        if ancestor.kind == kind:
+            found.append((steps, ancestor))
         parent_id = ancestor.parent_span_id
-    for span_id in path:
-        memo[span_id] = found
     return found
 
 
-def _same_call(outer: Event, inner: Event) -> bool:
-    """Whether `inner`, a span under `outer`, can be the same model call: same provider (or one unknown), and it
-    started while `outer` was open (a span left current by mistake is not taken for the call it outlived)."""
-    if outer.provider is not None and inner.provider is not None and outer.provider != inner.provider:
+def _with_kind_below(events: list[Event], by_id: dict[tuple[str, str], Event], kind: str) -> list[Event]:
+    """The events of `events` (all of `kind`) that have an ancestor of `kind`: only they can be nested duplicates.
+    Whether a span is of `kind` or has such an ancestor is worked out once per span (remembered along each walk),
+    so this is linear in the number of events. A chain longer than the walk answers yes (the exact walk decides)."""
+    ids = {(e.trace_id, e.span_id) for e in events}
+    below: dict[tuple[str, str], bool] = {}  # span -> it or one of its ancestors is of `kind`
+    found = []
+    for event in events:
+        if event.parent_span_id is None:
+            continue
+        key: tuple[str, str] | None = (event.trace_id, event.parent_span_id)
+        path: list[tuple[str, str]] = []
+        answer = False
+        while key is not None:
+            known = below.get(key)
+            if known is not None:
+                answer = known
+                break
+            if key in ids or len(path) >= _MAX_ANCESTORS:
+                answer = True
+                break
+            ancestor = by_id.get(key)
+            if ancestor is None:
+                break
+            path.append(key)
+            key = None if ancestor.parent_span_id is None else (event.trace_id, ancestor.parent_span_id)
+        for step in path:
+            below[step] = answer
+        if answer:
+            found.append(event)
+    return found
+
+
+def _overlaps(a: Event, b: Event) -> bool:
+    """Whether two steps ran at the same time (one started while the other was open)."""
+    a_end = a.end_ns if a.end_ns is not None else a.start_ns
+    b_end = b.end_ns if b.end_ns is not None else b.start_ns
+    return a.start_ns <= b_end and b.start_ns <= a_end
+
+
+def _model_key(model: str | None) -> str | None:
+    """A model name without a router's provider prefix (`openai/gpt-4o` -> `gpt-4o`), in lower case."""
+    if not model:
+        return None
+    return model.rsplit("/", 1)[-1].lower()
+
+
+def _same_model(a: Event, b: Event) -> bool:
+    """Whether two spans can name the same model: either names none, or one name starts with the other (a
+    request's `gpt-4o-mini` and a response's `gpt-4o-mini-2024-07-18`)."""
+    left, right = _model_key(a.model), _model_key(b.model)
+    return left is None or right is None or left.startswith(right) or right.startswith(left)
+
+
+def _response_id(event: Event) -> str | None:
+    value = event.attributes.get(sc.GEN_AI_RESPONSE_ID)
+    return None if value in (None, "") else str(value)
+
+
+def _has_usage(event: Event) -> bool:
+    return event.input_tokens is not None or event.output_tokens is not None
+
+
+def _same_llm_call(outer: Event, inner: Event) -> bool:
+    """Whether two LLM spans can be one call: nothing they both state differs (response id, usage, model)."""
+    left, right = _response_id(outer), _response_id(inner)
+    if left is not None and right is not None and left != right:
         return False
-    return outer.start_ns <= inner.start_ns and (outer.end_ns is None or inner.start_ns <= outer.end_ns)
+    if (
+        _has_usage(outer)
+        and _has_usage(inner)
+        and (outer.input_tokens, outer.output_tokens) != (inner.input_tokens, inner.output_tokens)
+    ):
+        return False
+    return _same_model(outer, inner)
+
+
+def _duplicate_llm_calls(llm: list[Event], by_id: dict[tuple[str, str], Event]) -> None:
+    """Each model call counted once, whatever records it. Two LLM spans are one call when
+    - one is nested in the other (started while it was open) and nothing they both state differs; provider names
+      do not matter (a framework names itself: Strands writes `strands-agents`);
+    - or they carry the same `gen_ai.response.id`;
+    - or, side by side in one trace, they ran at the same time with the same model and the same usage (two
+      tracers each making their own span of one call), and no response ids that differ.
+    An LLM span around two or more calls of its own (a framework's span rolling up a retry or a chain of calls) is
+    no call itself: it gets `duplicate_of` the first of them. Of a group, the one that counts is the outermost one
+    with a cost, else with usage (the first when none has usage)."""
+    groups = _Groups()
+    depth: dict[int, int] = {}
+    inner_calls: dict[int, list[Event]] = {}
+    for event in _with_kind_below(llm, by_id, KIND_LLM):
+        for distance, ancestor in _ancestors(event, by_id, KIND_LLM):
+            started_inside = ancestor.start_ns <= event.start_ns and (
+                ancestor.end_ns is None or event.start_ns <= ancestor.end_ns
+            )
+            if not started_inside:
+                continue
+            if _same_llm_call(ancestor, event):
+                groups.union(ancestor, event)
+                depth[id(event)] = max(depth.get(id(event), 0), distance)
+            else:
+                inner_calls.setdefault(id(ancestor), []).append(event)
+    by_response: dict[tuple[str, str], Event] = {}
+    by_usage: dict[tuple[str, int | None, int | None], list[Event]] = {}
+    for event in llm:
+        response_id = _response_id(event)
+        if response_id is not None:
+            first = by_response.setdefault((event.trace_id, response_id), event)
+            if first is not event:
+                groups.union(first, event)
+        if _has_usage(event):
+            by_usage.setdefault((event.trace_id, event.input_tokens, event.output_tokens), []).append(event)
+    for same_usage in by_usage.values():
+        if len(same_usage) < 2:
+            continue
+        same_usage.sort(key=lambda e: e.start_ns)
+        for i, left in enumerate(same_usage):
+            for right in same_usage[i + 1 :]:
+                if right.start_ns > (left.end_ns if left.end_ns is not None else left.start_ns):
+                    break  # sorted by start: no later one overlaps `left` either
+                if _same_llm_call(left, right) and not _both_agentotel(left, right):
+                    groups.union(left, right)
+    for members in groups.groups():
+        # Priced before unpriced (a framework may name a provider its model is not priced under: Google ADK says
+        # `gcp.gemini` of an OpenAI model), then with usage before without, then the outermost.
+        members.sort(key=lambda e: (e.cost is None, not _has_usage(e), depth.get(id(e), 0), e.start_ns, e.span_id))
+        counted = members[0]
+        for event in members[1:]:
+            event.duplicate_of = counted.span_id
+    by_identity = {id(e): e for e in llm}
+    for key, inner in inner_calls.items():
+        outer = by_identity.get(key)
+        distinct = {groups.find(e) for e in inner}
+        if outer is not None and outer.duplicate_of is None and len(distinct) >= 2:
+            counted_inner = min(inner, key=lambda e: e.start_ns)
+            outer.duplicate_of = counted_inner.duplicate_of or counted_inner.span_id
+
+
+def _both_agentotel(a: Event, b: Event) -> bool:
+    """Whether both spans are agentotel's own: its instrumentation records each call once, so two of its spans
+    side by side are two calls, however alike."""
+    return _STEP_KIND in a.attributes and _STEP_KIND in b.attributes
+
+
+def _duplicate_tool_calls(tools: list[Event], by_id: dict[tuple[str, str], Event]) -> None:
+    """Each tool call shown once, whatever records it: a tool span nested in a tool span of the same tool (a
+    framework's tool step around an `@agentotel.tool` function, an MCP client's call around the server's span of
+    it) or with the same tool call id (two tracers' spans of one call) is the same call. The outermost counts."""
+    groups = _Groups()
+    depth: dict[int, int] = {}
+    for event in _with_kind_below(tools, by_id, KIND_TOOL):
+        for distance, ancestor in _ancestors(event, by_id, KIND_TOOL):
+            if ancestor.action_type == event.action_type or _same_call_id(ancestor, event):
+                groups.union(ancestor, event)
+                depth[id(event)] = max(depth.get(id(event), 0), distance)
+    by_call: dict[tuple[str, str, str | None], Event] = {}
+    for event in tools:
+        call_id = conventions.tool_call_id(event.attributes)
+        if call_id:
+            first = by_call.setdefault((event.trace_id, call_id, event.action_type), event)
+            if first is not event and not _both_agentotel(first, event):
+                groups.union(first, event)
+    for members in groups.groups():
+        members.sort(key=lambda e: (depth.get(id(e), 0), e.start_ns, e.span_id))
+        counted = members[0]
+        for event in members[1:]:
+            event.duplicate_of = counted.span_id
+        # The step failed as its origin failed: the span that raised (it ends first) knows the exception's type and
+        # message, where an outer one may only have the text a framework or protocol passed on (MCP's isError).
+        failed = [e for e in members if e.error is not None and e.end_ns is not None]
+        if counted.error is not None and failed:
+            counted.error = min(failed, key=lambda e: (e.end_ns, -e.start_ns)).error
+
+
+def _same_call_id(a: Event, b: Event) -> bool:
+    left, right = conventions.tool_call_id(a.attributes), conventions.tool_call_id(b.attributes)
+    return left is not None and left == right
 
 
 def _chain(sessions: dict[str, Session], owner: Session | None) -> list[Session]:

@@ -87,6 +87,23 @@ def _base_and_threshold(price: Any) -> tuple[float, float]:
     return float(price.base), threshold
 
 
+_known_providers: frozenset[str] | None = None
+
+
+def _knows_provider(provider_id: str) -> bool:
+    """Whether genai-prices has a provider of that id (read once from its bundled data; all, should that fail)."""
+    global _known_providers
+    if _known_providers is None:
+        try:
+            from genai_prices import data
+
+            _known_providers = frozenset(str(p.id) for p in data.providers)
+        except Exception:
+            _known_providers = frozenset()
+            return True
+    return provider_id in _known_providers or not _known_providers
+
+
 class PriceBook:
     """Prices resolved once per (provider, model). Thread-safe; `cost()` never raises."""
 
@@ -100,7 +117,15 @@ class PriceBook:
             from genai_prices import calc_price
 
             provider_id = _PROVIDER_IDS.get(provider, provider) or None
-            found = calc_price(GenaiUsage(input_tokens=0, output_tokens=0), model_ref=model, provider_id=provider_id)
+            zero = GenaiUsage(input_tokens=0, output_tokens=0)
+            try:
+                found = calc_price(zero, model_ref=model, provider_id=provider_id)
+            except LookupError:
+                if provider_id is None or _knows_provider(provider_id):
+                    raise
+                # A framework's own name in the provider attribute (Strands writes "strands-agents", Google ADK
+                # "gcp.vertex.agent"): the model alone says whose price it is.
+                found = calc_price(zero, model_ref=model)
         except LookupError:
             log.debug("genai-prices has no price for model %r of provider %r: its calls get no cost", model, provider)
             return None
@@ -164,22 +189,42 @@ def usage_from_attributes(attributes: Mapping[str, Any]) -> Usage | None:
     if output_tokens is None:
         output_tokens = get(_COMPLETION)
     if input_tokens is None and output_tokens is None:
-        return None
+        return _openinference_usage(attributes)
     cache_write = get(_CACHE_WRITE)
     if cache_write is None:
         cache_write = get(_CACHE_CREATION)
     return Usage(_int(input_tokens), _int(output_tokens), _int(get(_CACHE_READ)), _int(cache_write))
 
 
+def _openinference_usage(attributes: Mapping[str, Any]) -> Usage | None:
+    """Token usage in OpenInference's names (`llm.token_count.*`; its prompt count includes cached tokens)."""
+    get = attributes.get
+    input_tokens, output_tokens = get(sc.LLM_TOKEN_COUNT_PROMPT), get(sc.LLM_TOKEN_COUNT_COMPLETION)
+    if input_tokens is None and output_tokens is None:
+        return None
+    return Usage(
+        _int(input_tokens),
+        _int(output_tokens),
+        _int(get(sc.LLM_TOKEN_COUNT_PROMPT_DETAILS_CACHE_READ)),
+        _int(get(sc.LLM_TOKEN_COUNT_PROMPT_DETAILS_CACHE_WRITE)),
+    )
+
+
 def model_of(attributes: Mapping[str, Any]) -> str | None:
-    """The model a span's call used: the response's model, else the requested one."""
-    model = attributes.get(sc.GEN_AI_RESPONSE_MODEL) or attributes.get(sc.GEN_AI_REQUEST_MODEL)
+    """The model a span's call used: the response's model, else the requested one (OpenInference's names for
+    spans that have no GenAI ones)."""
+    get = attributes.get
+    model = get(sc.GEN_AI_RESPONSE_MODEL) or get(sc.GEN_AI_REQUEST_MODEL)
+    if not model:
+        model = get(sc.LLM_MODEL_NAME) or get(sc.EMBEDDING_MODEL_NAME)
     return str(model) if model else None
 
 
 def provider_of(attributes: Mapping[str, Any]) -> str | None:
-    """The provider of a span's call, from the current attribute or the deprecated `gen_ai.system`."""
-    provider = attributes.get(sc.GEN_AI_PROVIDER_NAME) or attributes.get(sc.GEN_AI_SYSTEM)
+    """The provider of a span's call, from the current attribute or the deprecated `gen_ai.system` (OpenInference's
+    `llm.provider` / `llm.system` for spans that have neither)."""
+    get = attributes.get
+    provider = get(sc.GEN_AI_PROVIDER_NAME) or get(sc.GEN_AI_SYSTEM) or get(sc.LLM_PROVIDER) or get(sc.LLM_SYSTEM)
     return str(provider) if provider else None
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from opentelemetry import baggage, context
 from opentelemetry.context import Context
@@ -14,9 +13,12 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import semconv as sc
 from ._config import settings
+from ._sdk import set_attributes_on_ending
+from .conventions import kind_of
 from .live import SessionRegistry, registry
 from .pricing import cost_attributes, cost_of_attributes
 from .records import record_from_span, span_attributes
+from .redaction import RedactionSpanProcessor, strip_foreign_content
 
 log = logging.getLogger("agentotel")
 
@@ -34,30 +36,6 @@ def session_id_in(ctx: Context | None) -> str | None:
         return getattr(session, "id", None)
     carried = baggage.get_baggage(sc.SESSION_ID, ctx)
     return str(carried) if carried else None
-
-
-def set_attributes_on_ending(span: Span, attributes: Mapping[str, Any]) -> None:
-    """Sets `attributes` on a span from a processor's `_on_ending` hook. Never raises.
-
-    The OpenTelemetry specification lets OnEnding change the span, but SDK 1.45 marks the span ended before it
-    calls `_on_ending`, so `set_attribute` would be dropped with a warning. The span's attributes are still
-    private to the span at that point (no exporter has seen it), so they are written under the span's lock.
-    """
-    try:
-        if span.is_recording():
-            span.set_attributes(attributes)
-            return
-        bounded = span._attributes
-        with span._lock:
-            was_immutable = bounded._immutable  # type: ignore[union-attr]
-            bounded._immutable = False  # type: ignore[union-attr]
-            try:
-                for key, value in attributes.items():
-                    bounded[key] = value  # type: ignore[index]
-            finally:
-                bounded._immutable = was_immutable  # type: ignore[union-attr]
-    except Exception:
-        log.debug("Could not set attributes on an ending span", exc_info=True)
 
 
 def _stamp(span: Span, session_id: str) -> None:
@@ -105,18 +83,26 @@ class SessionSpanProcessor(SpanProcessor):
 
 
 _INPUT, _OUTPUT, _PROMPT = sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.GEN_AI_USAGE_PROMPT_TOKENS
+_OPENINFERENCE_INPUT = sc.LLM_TOKEN_COUNT_PROMPT
 
 
 class CostSpanProcessor(SpanProcessor):
-    """Records the cost of any span that carries GenAI token usage (ours, the anthropic SDK's, or another
-    instrumentation's) before the span ends, so every exporter sees it. Unknown models get no cost."""
+    """Records the cost of any model-call span that carries token usage (ours, the anthropic SDK's, or another
+    instrumentation's, in the GenAI or OpenInference names) before the span ends, so every exporter sees it.
+    Unknown models get no cost; a span that is not a model call (a chain or agent span rolling up its children's
+    usage) gets none either, so that a backend summing costs counts each call once."""
 
     def _on_ending(self, span: Span) -> None:
         try:
             attributes = span_attributes(span)
-            if not (_INPUT in attributes or _OUTPUT in attributes or _PROMPT in attributes):
+            if not (
+                _INPUT in attributes
+                or _OUTPUT in attributes
+                or _PROMPT in attributes
+                or _OPENINFERENCE_INPUT in attributes
+            ):
                 return  # most spans: no usage, nothing to price
-            if sc.AGENTOTEL_USAGE_COST_AMOUNT in attributes:
+            if sc.AGENTOTEL_USAGE_COST_AMOUNT in attributes or kind_of(attributes) != sc.AGENTOTEL_STEP_KIND_VALUE_LLM:
                 return
             cost = cost_of_attributes(attributes)
             if cost is not None:
@@ -214,8 +200,6 @@ class AgentotelSpanProcessor(SpanProcessor):
         cost: CostSpanProcessor | None = None,
         pipeline: ExportPipeline | None = None,
     ) -> None:
-        from .redaction import RedactionSpanProcessor  # it writes attributes with this module's helper
-
         self.sessions = sessions or SessionSpanProcessor()
         self.redaction = RedactionSpanProcessor()
         self.cost = cost or CostSpanProcessor()
@@ -234,11 +218,14 @@ class AgentotelSpanProcessor(SpanProcessor):
                 log.debug("An export processor failed on span start", exc_info=True)
 
     def _on_ending(self, span: Span) -> None:
-        if settings.capture_content:  # content attributes exist only then; redact them before anyone sees them
+        # The content policy, before anyone sees the span: redacted with capture on, none from anyone with it off.
+        if settings.capture_content:
             try:
                 self.redaction._on_ending(span)
             except Exception:
                 log.debug("Could not redact a span", exc_info=True)
+        else:
+            strip_foreign_content(span)
         try:
             self.cost._on_ending(span)
         except Exception:

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from . import semconv as sc
+from .conventions import fold_events, is_content_event, kind_of
 
 log = logging.getLogger("agentotel")
 
@@ -78,6 +79,23 @@ def _exceptions(events: Sequence[Any]) -> tuple[ExceptionInfo, ...]:
             continue
         found.append(ExceptionInfo.from_attributes(event.attributes or {}))
     return tuple(found)
+
+
+def with_event_content(
+    attributes: Mapping[str, Any], events: Sequence[tuple[str, Mapping[str, Any]]]
+) -> Mapping[str, Any]:
+    """A span's attributes with the content its GenAI message events hold folded in (`conventions.fold_events`),
+    for spans of instrumentations that write content as events; `attributes` itself when there is none. Every
+    source calls this with its span's `(name, attributes)` events, so that a session reads the same wherever its
+    spans come from. Never raises."""
+    content = [(name, attrs) for name, attrs in events if is_content_event(name)]
+    if not content:
+        return attributes
+    try:
+        return fold_events(attributes, content, kind_of(attributes))
+    except Exception:
+        log.debug("Could not read the content events of a span", exc_info=True)
+        return attributes
 
 
 _KIND_NAMES = {kind: kind.name for kind in SpanKind}
@@ -153,6 +171,12 @@ def record_from_span(span: ReadableSpan) -> SpanRecord:
     else:
         context, parent, name, kind, status = span.context, span.parent, span.name, span.kind, span.status
         start, end, events, resource = span.start_time, span.end_time, span.events, span.resource
+    attributes = span_attributes(span)
+    exceptions: tuple[ExceptionInfo, ...] = ()
+    if events:
+        exceptions = _exceptions(events)
+        if len(exceptions) < len(events):
+            attributes = with_event_content(attributes, [(e.name, e.attributes or {}) for e in events])
     # Positional arguments: keywords would add a third to the cost of building the record.
     return SpanRecord(
         _trace_hex(context.trace_id) if context else "0" * 32,
@@ -162,10 +186,10 @@ def record_from_span(span: ReadableSpan) -> SpanRecord:
         _KIND_NAMES.get(kind, "INTERNAL"),
         start or 0,
         end,
-        span_attributes(span),
+        attributes,
         _STATUS_NAMES.get(status.status_code, "UNSET"),
         status.description,
-        _exceptions(events) if events else (),
+        exceptions,
         _service_name(resource),
     )
 

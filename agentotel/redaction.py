@@ -1,11 +1,17 @@
-"""Redaction of recorded content before it leaves the process or reaches the store.
+"""The content policy, for every span whoever made it: content leaves the process only when capture is on, and
+then only redacted.
 
-Content attributes (prompts, completions, tool arguments and results, action params and returns: every
-attribute `semconv.CONTENT_ATTRIBUTES` names) exist only when content capture is on. When they do, built-in
-patterns replace common secrets and e-mail addresses with `[REDACTED:<kind>]`, then the application's own hook
-(`init(redact=...)`) sees the text and returns what to keep. This runs in the span processor's `_on_ending` hook,
-so every exporter, the store and the live sessions see only the redacted text — for agentotel's spans and for
-any other instrumentation's (e.g. the anthropic SDK's native spans).
+Content is prompts, completions, tool arguments and results, action params and returns: every attribute
+`semconv.CONTENT_ATTRIBUTES` names, the indexed families `conventions.CONTENT_PREFIXES` names (OpenInference's
+`llm.input_messages.*`, the older `gen_ai.prompt.*`, ...) and the GenAI message events
+(`conventions.CONTENT_EVENTS`). Both rules run in the span processor's `_on_ending` hook, so every exporter, the
+store and the live sessions see the result — for agentotel's spans and for any other instrumentation's:
+
+- capture off (`strip_foreign_content`): agentotel's own spans hold no content; another library's spans lose
+  their content attributes and content events — unless the user asked to keep what that library records
+  (`init(keep_content_from=[...])` / `AGENTOTEL_KEEP_CONTENT_FROM`, by instrumentation scope name);
+- capture on (`RedactionSpanProcessor`): built-in patterns replace common secrets and e-mail addresses with
+  `[REDACTED:<kind>]`, then the application's own hook (`init(redact=...)`) sees the text and returns what to keep.
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from opentelemetry.sdk.trace import Span, SpanProcessor
+from opentelemetry.sdk.trace import Event, Span, SpanProcessor
 
+from . import semconv as sc
 from ._config import settings
-from .processors import set_attributes_on_ending
+from ._sdk import drop_attributes_on_ending, event_with, rewrite_events_on_ending, set_attributes_on_ending
+from .conventions import is_content_event, is_content_key
 from .records import span_attributes
 from .semconv import CONTENT_ATTRIBUTES
 
@@ -126,14 +134,98 @@ def redacted_attributes(
     return changed, dropped
 
 
-_CONTENT_KEYS = tuple(sorted(CONTENT_ATTRIBUTES))
+_CONTENT_KEYS = tuple(
+    sorted(
+        {
+            sc.GEN_AI_INPUT_MESSAGES,
+            sc.GEN_AI_OUTPUT_MESSAGES,
+            sc.GEN_AI_SYSTEM_INSTRUCTIONS,
+            sc.GEN_AI_TOOL_DEFINITIONS,
+            sc.GEN_AI_TOOL_CALL_ARGUMENTS,
+            sc.GEN_AI_TOOL_CALL_RESULT,
+            sc.AGENTOTEL_ACTION_PARAMS,
+            sc.AGENTOTEL_ACTION_RETURNS,
+        }
+    )
+)
+"""The content attributes agentotel's own spans can hold: the only ones looked for on them."""
+
+
+def is_agentotel_span(span: Any) -> bool:
+    """Whether agentotel's own tracers made the span (by its instrumentation scope). Never raises."""
+    try:
+        scope = span.instrumentation_scope
+        name = scope.name if scope is not None else ""
+    except Exception:
+        return False
+    return name == "agentotel" or name.startswith("agentotel.")
+
+
+def _content_kept_for(span: Any) -> bool:
+    """Whether the user asked to keep the content of the library that made the span, with agentotel's off."""
+    keep = settings.keep_content_from
+    if not keep:
+        return False
+    try:
+        name = span.instrumentation_scope.name or ""
+    except Exception:
+        return False
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in keep)
+
+
+def _content_keys(span: Any, attributes: Mapping[str, Any]) -> list[str]:
+    """The content attributes a span holds, in a fixed order (sorted)."""
+    if is_agentotel_span(span):
+        return [key for key in _CONTENT_KEYS if key in attributes]
+    return sorted(key for key in attributes if is_content_key(key))
+
+
+def _events_of(span: Any) -> tuple[Any, ...]:
+    try:
+        return tuple(span.events or ())
+    except Exception:
+        return ()
+
+
+def strip_foreign_content(span: Span) -> None:
+    """With content capture off: removes the content attributes and content events another instrumentation put on
+    an ending span (agentotel's own spans have none then). Never raises: a span whose content cannot be removed
+    is logged at debug."""
+    try:
+        if is_agentotel_span(span) or _content_kept_for(span):
+            return
+        attributes = span_attributes(span)
+        keys = [key for key in attributes if is_content_key(key)]
+        if keys:
+            drop_attributes_on_ending(span, keys)
+        if any(is_content_event(event.name) for event in _events_of(span)):
+            rewrite_events_on_ending(span, lambda event: None if is_content_event(event.name) else event)
+    except Exception:
+        log.debug("Could not remove the content of a span", exc_info=True)
+
+
+def _redacted_event(event: Event) -> Event | None:
+    """A content event with each text attribute redacted (`<event name>.<attribute>` is the name the hook sees);
+    other events unchanged."""
+    if not is_content_event(event.name):
+        return event
+    attributes = event.attributes or {}
+    keys = [f"{event.name}.{key}" for key in attributes]
+    changed, dropped = redacted_attributes({f"{event.name}.{k}": v for k, v in attributes.items()}, keys)
+    if not changed and not dropped:
+        return event
+    prefix = len(event.name) + 1
+    kept = {k: v for k, v in attributes.items() if f"{event.name}.{k}" not in dropped}
+    kept.update({k[prefix:]: v for k, v in changed.items()})
+    return event_with(event, kept)
 
 
 class RedactionSpanProcessor(SpanProcessor):
-    """Redacts content attributes of every span before any exporter, the store or the live sessions see it.
+    """Redacts the content (attributes and content events) of every span before any exporter, the store or the
+    live sessions see it.
 
-    Does nothing while content capture is off (content attributes are not recorded then). Never raises: a span
-    that cannot be redacted loses its content attributes rather than leaking them."""
+    Does nothing while content capture is off (`strip_foreign_content` applies then). Never raises: a span that
+    cannot be redacted loses its content attributes rather than leaking them."""
 
     def _on_ending(self, span: Span) -> None:
         if not settings.capture_content:
@@ -150,6 +242,9 @@ class RedactionSpanProcessor(SpanProcessor):
             attributes = None
         if type(attributes) is not dict:
             attributes = span_attributes(span)
+        if not is_agentotel_span(span):
+            self._redact_foreign(span, attributes)
+            return
         if hook is None:
             # The built-in patterns alone: most content holds none of their triggers, and then they change nothing
             # (`redact_builtin` starts with the same search). One search per content text, no list built.
@@ -170,25 +265,24 @@ class RedactionSpanProcessor(SpanProcessor):
             log.warning("Could not redact a span's content; its content attributes are dropped", exc_info=True)
             changed, dropped = {}, present
         if dropped:
-            _drop_on_ending(span, dropped)
+            drop_attributes_on_ending(span, dropped)
         if changed:
             set_attributes_on_ending(span, changed)
 
-
-def _drop_on_ending(span: Span, keys: list[str]) -> None:
-    """Removes attributes from an ending span (under its lock, as `set_attributes_on_ending` writes). Never
-    raises."""
-    try:
-        # The span is private to its processors until on_end: see processors.set_attributes_on_ending.
-        bounded: Any = span._attributes
-        with span._lock:
-            was_immutable = bounded._immutable
-            bounded._immutable = False
+    def _redact_foreign(self, span: Span, attributes: Mapping[str, Any]) -> None:
+        """Another instrumentation's span: every content attribute it may hold, whatever its name, and its
+        content events."""
+        present = _content_keys(span, attributes)
+        if present:
             try:
-                for key in keys:
-                    if key in bounded:
-                        del bounded[key]
-            finally:
-                bounded._immutable = was_immutable
-    except Exception:
-        log.debug("Could not drop attributes from an ending span", exc_info=True)
+                changed, dropped = redacted_attributes(attributes, present)
+            except Exception:
+                log.warning("Could not redact a span's content; its content attributes are dropped", exc_info=True)
+                changed, dropped = {}, present
+            if dropped:
+                drop_attributes_on_ending(span, dropped)
+            if changed:
+                set_attributes_on_ending(span, changed)
+        has_events = any(is_content_event(event.name) for event in _events_of(span))
+        if has_events and not rewrite_events_on_ending(span, _redacted_event):
+            log.debug("Could not redact the content events of a span")

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
+AGENT_NAME: Final = 'agent.name'
+"""OpenInference's agent name of an agent span."""
+
 AGENTOTEL_ACTION_PARAMS: Final = 'agentotel.action.params'
 """The action's parameters as JSON (content capture only)."""
 
@@ -80,6 +83,15 @@ AGENTOTEL_USAGE_COST_CURRENCY: Final = 'agentotel.usage.cost.currency'
 AGENTOTEL_USAGE_COST_SOURCE: Final = 'agentotel.usage.cost.source'
 """Where the price came from."""
 
+ALL_MESSAGES_EVENTS: Final = 'all_messages_events'
+"""Pydantic AI's (first conventions version) conversation of an agent run, as JSON events."""
+
+ANTHROPIC_TOOL_RESULT_CONTENT: Final = 'anthropic.tool_result.content'
+"""The anthropic SDK's content of a tool result (its native tracing of the tool runner)."""
+
+EMBEDDING_MODEL_NAME: Final = 'embedding.model_name'
+"""OpenInference's model name of an embedding span."""
+
 ERROR_TYPE: Final = 'error.type'
 """Describes a class of error the operation ended with."""
 
@@ -92,11 +104,29 @@ EXCEPTION_STACKTRACE: Final = 'exception.stacktrace'
 EXCEPTION_TYPE: Final = 'exception.type'
 """The type of the exception (its fully-qualified class name)."""
 
+FINAL_RESULT: Final = 'final_result'
+"""Pydantic AI's output of an agent run."""
+
+GCP_VERTEX_AGENT_LLM_REQUEST: Final = 'gcp.vertex.agent.llm_request'
+"""Google ADK's model request, as JSON."""
+
+GCP_VERTEX_AGENT_LLM_RESPONSE: Final = 'gcp.vertex.agent.llm_response'
+"""Google ADK's model response, as JSON."""
+
+GCP_VERTEX_AGENT_TOOL_CALL_ARGS: Final = 'gcp.vertex.agent.tool_call_args'
+"""Google ADK's arguments of a tool call, as JSON."""
+
+GCP_VERTEX_AGENT_TOOL_RESPONSE: Final = 'gcp.vertex.agent.tool_response'
+"""Google ADK's result of a tool call, as JSON."""
+
 GEN_AI_AGENT_ID: Final = 'gen_ai.agent.id'
 """The unique identifier of the GenAI agent."""
 
 GEN_AI_AGENT_NAME: Final = 'gen_ai.agent.name'
 """Human-readable name of the GenAI agent."""
+
+GEN_AI_COMPLETION: Final = 'gen_ai.completion'
+"""The deprecated completion attribute (whole completion as text or JSON)."""
 
 GEN_AI_CONVERSATION_ID: Final = 'gen_ai.conversation.id'
 """The unique identifier for a conversation, set only when the application gives one."""
@@ -117,12 +147,17 @@ GEN_AI_OPERATION_NAME_VALUE_EMBEDDINGS: Final = 'embeddings'
 GEN_AI_OPERATION_NAME_VALUE_INVOKE_AGENT: Final = 'invoke_agent'
 GEN_AI_OPERATION_NAME_VALUE_CREATE_AGENT: Final = 'create_agent'
 GEN_AI_OPERATION_NAME_VALUE_EXECUTE_TOOL: Final = 'execute_tool'
+GEN_AI_OPERATION_NAME_VALUE_INVOKE_WORKFLOW: Final = 'invoke_workflow'
+GEN_AI_OPERATION_NAME_VALUE_RETRIEVAL: Final = 'retrieval'
 
 GEN_AI_OUTPUT_MESSAGES: Final = 'gen_ai.output.messages'
 """Messages returned by the model, as JSON (content capture only)."""
 
 GEN_AI_OUTPUT_TYPE: Final = 'gen_ai.output.type'
 """Represents the content type requested by the client."""
+
+GEN_AI_PROMPT: Final = 'gen_ai.prompt'
+"""The deprecated prompt attribute (whole prompt as text or JSON), as LangSmith and older conventions write it."""
 
 GEN_AI_PROVIDER_NAME: Final = 'gen_ai.provider.name'
 """The Generative AI provider as identified by the client or server instrumentation."""
@@ -238,6 +273,62 @@ GEN_AI_USAGE_PROMPT_TOKENS: Final = 'gen_ai.usage.prompt_tokens'
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = 'gen_ai.usage.reasoning.output_tokens'
 """The number of output tokens spent on reasoning."""
 
+INPUT_MIME_TYPE: Final = 'input.mime_type'
+"""OpenInference's type of input.value (text/plain or application/json)."""
+
+INPUT_VALUE: Final = 'input.value'
+"""OpenInference's input of a span (text or JSON, see input.mime_type)."""
+
+LANGSMITH_SPAN_KIND: Final = 'langsmith.span.kind'
+"""LangSmith's run type of a span (its OpenTelemetry export)."""
+
+LANGSMITH_SPAN_KIND_VALUE_LLM: Final = 'llm'
+LANGSMITH_SPAN_KIND_VALUE_CHAIN: Final = 'chain'
+LANGSMITH_SPAN_KIND_VALUE_TOOL: Final = 'tool'
+LANGSMITH_SPAN_KIND_VALUE_RETRIEVER: Final = 'retriever'
+LANGSMITH_SPAN_KIND_VALUE_EMBEDDING: Final = 'embedding'
+LANGSMITH_SPAN_KIND_VALUE_PROMPT: Final = 'prompt'
+LANGSMITH_SPAN_KIND_VALUE_PARSER: Final = 'parser'
+
+LLM_INVOCATION_PARAMETERS: Final = 'llm.invocation_parameters'
+"""OpenInference's request parameters of an LLM call, as JSON."""
+
+LLM_MODEL_NAME: Final = 'llm.model_name'
+"""OpenInference's model name of an LLM span."""
+
+LLM_PROMPT_TEMPLATE_TEMPLATE: Final = 'llm.prompt_template.template'
+"""OpenInference's prompt template."""
+
+LLM_PROMPT_TEMPLATE_VARIABLES: Final = 'llm.prompt_template.variables'
+"""OpenInference's prompt template variables, as JSON."""
+
+LLM_PROVIDER: Final = 'llm.provider'
+"""OpenInference's provider of an LLM span (openai, anthropic, ...)."""
+
+LLM_REQUEST_TYPE: Final = 'llm.request.type'
+"""Traceloop's kind of LLM request (chat, completion, embedding, rerank)."""
+
+LLM_SYSTEM: Final = 'llm.system'
+"""OpenInference's AI product of an LLM span (openai, anthropic, ...)."""
+
+LLM_TOKEN_COUNT_COMPLETION: Final = 'llm.token_count.completion'
+"""OpenInference's output tokens of an LLM call."""
+
+LLM_TOKEN_COUNT_PROMPT: Final = 'llm.token_count.prompt'
+"""OpenInference's input tokens of an LLM call (cached tokens included)."""
+
+LLM_TOKEN_COUNT_PROMPT_DETAILS_CACHE_READ: Final = 'llm.token_count.prompt_details.cache_read'
+"""OpenInference's input tokens read from the cache."""
+
+LLM_TOKEN_COUNT_PROMPT_DETAILS_CACHE_WRITE: Final = 'llm.token_count.prompt_details.cache_write'
+"""OpenInference's input tokens written to the cache."""
+
+LLM_TOKEN_COUNT_TOTAL: Final = 'llm.token_count.total'
+"""OpenInference's total tokens of an LLM call."""
+
+MODEL_REQUEST_PARAMETERS: Final = 'model_request_parameters'
+"""Pydantic AI's request parameters of a model call (tool definitions, output schema, instructions), as JSON."""
+
 OPENAI_REQUEST_SERVICE_TIER: Final = 'openai.request.service_tier'
 """The service tier requested."""
 
@@ -246,6 +337,29 @@ OPENAI_RESPONSE_SERVICE_TIER: Final = 'openai.response.service_tier'
 
 OPENAI_RESPONSE_SYSTEM_FINGERPRINT: Final = 'openai.response.system_fingerprint'
 """A fingerprint to track any eventual change in the Generative AI environment."""
+
+OPENINFERENCE_SPAN_KIND: Final = 'openinference.span.kind'
+"""OpenInference's kind of span."""
+
+OPENINFERENCE_SPAN_KIND_VALUE_LLM: Final = 'LLM'
+OPENINFERENCE_SPAN_KIND_VALUE_EMBEDDING: Final = 'EMBEDDING'
+OPENINFERENCE_SPAN_KIND_VALUE_CHAIN: Final = 'CHAIN'
+OPENINFERENCE_SPAN_KIND_VALUE_TOOL: Final = 'TOOL'
+OPENINFERENCE_SPAN_KIND_VALUE_AGENT: Final = 'AGENT'
+OPENINFERENCE_SPAN_KIND_VALUE_RETRIEVER: Final = 'RETRIEVER'
+OPENINFERENCE_SPAN_KIND_VALUE_RERANKER: Final = 'RERANKER'
+OPENINFERENCE_SPAN_KIND_VALUE_GUARDRAIL: Final = 'GUARDRAIL'
+OPENINFERENCE_SPAN_KIND_VALUE_EVALUATOR: Final = 'EVALUATOR'
+OPENINFERENCE_SPAN_KIND_VALUE_PROMPT: Final = 'PROMPT'
+
+OUTPUT_MIME_TYPE: Final = 'output.mime_type'
+"""OpenInference's type of output.value."""
+
+OUTPUT_VALUE: Final = 'output.value'
+"""OpenInference's output of a span (text or JSON, see output.mime_type)."""
+
+PYDANTIC_AI_ALL_MESSAGES: Final = 'pydantic_ai.all_messages'
+"""Pydantic AI's whole conversation of an agent run, as JSON."""
 
 SERVER_ADDRESS: Final = 'server.address'
 """Server domain name, IP address or Unix domain socket name."""
@@ -265,7 +379,46 @@ TELEMETRY_DISTRO_NAME: Final = 'telemetry.distro.name'
 TELEMETRY_DISTRO_VERSION: Final = 'telemetry.distro.version'
 """The version of the auto-instrumentation agent or distribution."""
 
+TOOL_DESCRIPTION: Final = 'tool.description'
+"""OpenInference's tool description."""
+
+TOOL_NAME: Final = 'tool.name'
+"""OpenInference's tool name of a tool span."""
+
+TOOL_PARAMETERS: Final = 'tool.parameters'
+"""OpenInference's JSON schema of a tool's parameters."""
+
+TOOL_ARGUMENTS: Final = 'tool_arguments'
+"""Pydantic AI's (older conventions versions) arguments of a tool call, as JSON."""
+
+TOOL_CALL_FUNCTION_ARGUMENTS: Final = 'tool_call.function.arguments'
+"""OpenInference's arguments of a tool call, as JSON."""
+
+TOOL_CALL_ID: Final = 'tool_call.id'
+"""OpenInference's id of the tool call a tool span answers."""
+
+TOOL_RESPONSE: Final = 'tool_response'
+"""Pydantic AI's (older conventions versions) result of a tool call."""
+
+TRACELOOP_ENTITY_INPUT: Final = 'traceloop.entity.input'
+"""Traceloop's input of a workflow, task, agent or tool, as JSON."""
+
+TRACELOOP_ENTITY_NAME: Final = 'traceloop.entity.name'
+"""Traceloop's name of a workflow, task, agent or tool."""
+
+TRACELOOP_ENTITY_OUTPUT: Final = 'traceloop.entity.output'
+"""Traceloop's output of a workflow, task, agent or tool, as JSON."""
+
+TRACELOOP_SPAN_KIND: Final = 'traceloop.span.kind'
+"""Traceloop's kind of span."""
+
+TRACELOOP_SPAN_KIND_VALUE_WORKFLOW: Final = 'workflow'
+TRACELOOP_SPAN_KIND_VALUE_TASK: Final = 'task'
+TRACELOOP_SPAN_KIND_VALUE_AGENT: Final = 'agent'
+TRACELOOP_SPAN_KIND_VALUE_TOOL: Final = 'tool'
+
 AttributeName = Literal[
+    'agent.name',
     'agentotel.action.params',
     'agentotel.action.returns',
     'agentotel.action.type',
@@ -287,18 +440,28 @@ AttributeName = Literal[
     'agentotel.usage.cost.amount',
     'agentotel.usage.cost.currency',
     'agentotel.usage.cost.source',
+    'all_messages_events',
+    'anthropic.tool_result.content',
+    'embedding.model_name',
     'error.type',
     'exception.message',
     'exception.stacktrace',
     'exception.type',
+    'final_result',
+    'gcp.vertex.agent.llm_request',
+    'gcp.vertex.agent.llm_response',
+    'gcp.vertex.agent.tool_call_args',
+    'gcp.vertex.agent.tool_response',
     'gen_ai.agent.id',
     'gen_ai.agent.name',
+    'gen_ai.completion',
     'gen_ai.conversation.id',
     'gen_ai.embeddings.dimension.count',
     'gen_ai.input.messages',
     'gen_ai.operation.name',
     'gen_ai.output.messages',
     'gen_ai.output.type',
+    'gen_ai.prompt',
     'gen_ai.provider.name',
     'gen_ai.request.choice.count',
     'gen_ai.request.encoding_formats',
@@ -333,26 +496,77 @@ AttributeName = Literal[
     'gen_ai.usage.output_tokens',
     'gen_ai.usage.prompt_tokens',
     'gen_ai.usage.reasoning.output_tokens',
+    'input.mime_type',
+    'input.value',
+    'langsmith.span.kind',
+    'llm.invocation_parameters',
+    'llm.model_name',
+    'llm.prompt_template.template',
+    'llm.prompt_template.variables',
+    'llm.provider',
+    'llm.request.type',
+    'llm.system',
+    'llm.token_count.completion',
+    'llm.token_count.prompt',
+    'llm.token_count.prompt_details.cache_read',
+    'llm.token_count.prompt_details.cache_write',
+    'llm.token_count.total',
+    'model_request_parameters',
     'openai.request.service_tier',
     'openai.response.service_tier',
     'openai.response.system_fingerprint',
+    'openinference.span.kind',
+    'output.mime_type',
+    'output.value',
+    'pydantic_ai.all_messages',
     'server.address',
     'server.port',
     'service.name',
     'session.id',
     'telemetry.distro.name',
     'telemetry.distro.version',
+    'tool.description',
+    'tool.name',
+    'tool.parameters',
+    'tool_arguments',
+    'tool_call.function.arguments',
+    'tool_call.id',
+    'tool_response',
+    'traceloop.entity.input',
+    'traceloop.entity.name',
+    'traceloop.entity.output',
+    'traceloop.span.kind',
 ]
 """Every attribute name in the registry, so that a misspelled one is a type error."""
 
 CONTENT_ATTRIBUTES: Final = frozenset({
     'agentotel.action.params',
     'agentotel.action.returns',
+    'all_messages_events',
+    'anthropic.tool_result.content',
+    'final_result',
+    'gcp.vertex.agent.llm_request',
+    'gcp.vertex.agent.llm_response',
+    'gcp.vertex.agent.tool_call_args',
+    'gcp.vertex.agent.tool_response',
+    'gen_ai.completion',
     'gen_ai.input.messages',
     'gen_ai.output.messages',
+    'gen_ai.prompt',
     'gen_ai.system_instructions',
     'gen_ai.tool.call.arguments',
     'gen_ai.tool.call.result',
     'gen_ai.tool.definitions',
+    'input.value',
+    'llm.prompt_template.template',
+    'llm.prompt_template.variables',
+    'model_request_parameters',
+    'output.value',
+    'pydantic_ai.all_messages',
+    'tool_arguments',
+    'tool_call.function.arguments',
+    'tool_response',
+    'traceloop.entity.input',
+    'traceloop.entity.output',
 })
 """Attributes that hold message content: recorded only when content capture is on."""

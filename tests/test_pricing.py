@@ -71,3 +71,20 @@ def test_cost_from_span_attributes_reads_current_and_deprecated_names() -> None:
     assert cost_of_attributes(current) == pytest.approx(0.0035)
     assert cost_of_attributes(old) == pytest.approx(0.0035)
     assert cost_of_attributes({sc.GEN_AI_REQUEST_MODEL: "gpt-4o"}) is None
+
+
+def test_a_frameworks_own_provider_name_is_priced_by_the_model() -> None:
+    """Strands writes `gen_ai.system=strands-agents`, Google ADK `gcp.vertex.agent`: genai-prices knows neither, so
+    the model alone says whose price it is. A provider genai-prices knows is never second-guessed."""
+    from genai_prices import Usage as GenaiUsage
+    from genai_prices import calc_price
+
+    from agentotel.pricing import PriceBook, Usage
+
+    book = PriceBook()
+    expected = float(
+        calc_price(GenaiUsage(input_tokens=300, output_tokens=30), "gpt-4o-mini", provider_id="openai").total_price
+    )
+    assert book.cost("strands-agents", "gpt-4o-mini", Usage(300, 30)) == pytest.approx(expected)
+    assert book.cost("gcp.vertex.agent", "gpt-4o-mini", Usage(300, 30)) == pytest.approx(expected)
+    assert book.cost("groq", "gpt-4o-mini", Usage(300, 30)) is None  # groq has no such model: no guess

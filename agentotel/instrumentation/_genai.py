@@ -25,6 +25,7 @@ from .._span_attributes import set_plain_attributes
 from ..pricing import cost_attributes, cost_of_attributes
 from ..records import span_attributes
 from ..steps import record_error, set_content
+from ._content_events import emit_inference_event
 
 try:  # both SDKs build their responses on pydantic; without it no SDK model can reach `reader`
     from pydantic import BaseModel
@@ -241,6 +242,8 @@ class LLMCall:
         "_lock",
         "attributes",
         "capture_content",
+        "content_on_span",
+        "event_content",
         "first_chunk_ns",
         "pending",
         "session_id",
@@ -250,7 +253,10 @@ class LLMCall:
 
     def __init__(self, tracer: Tracer, operation: str, model: str | None, attributes: Mapping[str, Any]) -> None:
         self.start_ns = clock.now_ns()
-        self.capture_content = settings.capture_content
+        self.content_on_span = settings.capture_content
+        self.event_content: dict[str, Any] | None = {} if settings.content_events else None
+        self.capture_content = self.content_on_span or self.event_content is not None
+        """Whether the call's messages are recorded at all: on its span, in its content event, or both."""
         self.attributes: dict[str, Any] = {k: v for k, v in attributes.items() if v is not None}
         self.pending: dict[str, Any] = {}
         self.first_chunk_ns: int | None = None
@@ -278,9 +284,14 @@ class LLMCall:
             self.attributes[key] = self.pending[key] = value
 
     def content(self, key: str, value: Any) -> None:
-        """Sets a content attribute (bounded JSON) when content capture was on at the call's start."""
-        if self.capture_content and value is not None and not self._ended:
+        """Records a content attribute (bounded JSON) when content capture was on at the call's start: on the span,
+        and/or kept for the call's content event (`EVENT_ONLY`, `SPAN_AND_EVENT`)."""
+        if not self.capture_content or value is None or self._ended:
+            return
+        if self.content_on_span:
             set_content(self.span, key, value)
+        if self.event_content is not None:
+            self.event_content[key] = value
 
     def set_error(self, error_type: str, message: str | None = None) -> None:
         """Marks the call failed when the provider reports a failure inside a successful HTTP response (a failed
@@ -333,6 +344,8 @@ class LLMCall:
                 self._keep_identity()
             except Exception:
                 log.debug("Could not finish a model call's span", exc_info=True)
+            if self.event_content:
+                emit_inference_event(self.span, self.attributes, self.event_content)
             self._ended = True
             try:
                 self.span.end(end_time=clock.now_ns())

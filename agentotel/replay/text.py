@@ -41,22 +41,51 @@ def _value(value: Any) -> str:
         return repr(value)
 
 
+def _quoted(text: str) -> str:
+    """A message's text in quotes, as the seed's replay shows it: not escaped (quotes inside stay readable)."""
+    return f'"{text}"'
+
+
+def call_text(name: Any, arguments: Any) -> str:
+    """A tool call as it reads in a replay: `name(arg=value, ...)`, arguments given as a mapping or JSON text."""
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            pass
+    if isinstance(arguments, dict):
+        inside = ", ".join(f"{key}={value!r}" for key, value in arguments.items())
+    elif arguments in (None, ""):
+        inside = ""
+    else:
+        inside = _value(arguments)
+    return f"{name or 'tool'}({inside})"
+
+
+def part_text(part: Any) -> str:
+    """The readable text of one part of a GenAI message: its text, a tool call as `name(arg=value)`, a tool's
+    result handed back to the model as `tool result: <result>`."""
+    if not isinstance(part, dict):
+        return str(part)
+    kind = part.get("type")
+    if kind == "text":
+        return str(part.get("content", ""))
+    if kind == "tool_call":
+        return call_text(part.get("name"), part.get("arguments"))
+    if kind == "tool_call_response":
+        response = part.get("response", part.get("result", part.get("content")))
+        return f"tool result: {response if isinstance(response, str) else _value(response)}"
+    content = part.get("content")
+    return str(content) if content is not None else str(kind or "")
+
+
 def _message_text(message: Any) -> str:
     """The readable text of a GenAI message (conventions' JSON schema: role + parts) or a plain one."""
     if not isinstance(message, dict):
         return str(message)
     parts = message.get("parts")
     if isinstance(parts, list):
-        texts = []
-        for part in parts:
-            if isinstance(part, dict):
-                if part.get("type") == "text":
-                    texts.append(str(part.get("content", "")))
-                elif part.get("type") == "tool_call":
-                    texts.append(f"{part.get('name')}({_value(part.get('arguments'))})")
-                else:
-                    texts.append(str(part.get("content", part.get("type", ""))))
-        return " ".join(texts)
+        return " ".join(part_text(part) for part in parts)
     content = message.get("content")
     return content if isinstance(content, str) else _value(content)
 
@@ -67,7 +96,7 @@ def describe_inputs(event: Event) -> str | None:
     if params is None:
         return None
     if event.kind == KIND_LLM and isinstance(params, list) and params:
-        return _value(_message_text(params[-1]))
+        return _quoted(_message_text(params[-1]))
     if isinstance(params, dict):
         return ", ".join(f"{key}={value!r}" for key, value in params.items())
     return _value(params)
@@ -78,7 +107,7 @@ def describe_outputs(event: Event) -> str | None:
     if returns is None:
         return None
     if event.kind == KIND_LLM and isinstance(returns, list) and returns:
-        return _value(" ".join(_message_text(m) for m in returns))
+        return _quoted(" ".join(_message_text(m) for m in returns))
     return _value(returns)
 
 

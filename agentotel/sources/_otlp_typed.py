@@ -19,7 +19,8 @@ import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
 from .. import semconv as sc
-from ..records import ExceptionInfo, SpanRecord
+from ..conventions import is_content_event
+from ..records import ExceptionInfo, SpanRecord, with_event_content
 from .otlp_json import (
     _FAST_KINDS,
     _FAST_STATUS,
@@ -226,6 +227,15 @@ def _record(span: Span, service_name: str | None, memo: _Memo) -> SpanRecord:
         end = int(end)
     else:
         end = _time(end)
+    attributes: Any = _attributes(span.attributes, memo)
+    if span.events:
+        content: list[tuple[str, Any]] = [
+            (e.name, _attributes(e.attributes, memo))
+            for e in span.events
+            if isinstance(e.name, str) and is_content_event(e.name)
+        ]
+        if content:
+            attributes = with_event_content(attributes, content)
     return SpanRecord(
         trace_id,
         span_id,
@@ -234,7 +244,7 @@ def _record(span: Span, service_name: str | None, memo: _Memo) -> SpanRecord:
         _FAST_KINDS.get(kind) or _enum(kind, _KINDS, "SPAN_KIND_", "INTERNAL"),
         start,
         end,
-        _attributes(span.attributes, memo),
+        attributes,
         status_code,
         status_message,
         _exceptions(span.events, memo) if span.events else (),

@@ -26,7 +26,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from .. import semconv as sc
-from ..records import ExceptionInfo, SpanRecord
+from ..conventions import is_content_event
+from ..records import ExceptionInfo, SpanRecord, with_event_content
 from . import SourceError
 from ._http import HttpClient, Reply
 from ._remote import RemoteSource
@@ -283,6 +284,17 @@ def _exceptions(logs: Iterable[Any]) -> tuple[ExceptionInfo, ...]:
     return tuple(found)
 
 
+def _content_events(logs: Iterable[Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """A span's GenAI content events (Jaeger logs named by their `event` field), as `(name, fields)`."""
+    found: list[tuple[str, Mapping[str, Any]]] = []
+    for log in logs or []:
+        fields = _tags(log.get("fields") or []) if isinstance(log, Mapping) else {}
+        name = str(fields.pop("event", ""))
+        if is_content_event(name):
+            found.append((name, fields))
+    return found
+
+
 def _legacy_span(span: Mapping[str, Any], processes: Mapping[str, Any]) -> SpanRecord:
     trace_id = _hex_id(span.get("traceID"), 32, "traceID")
     tags = _tags(span.get("tags") or [])
@@ -315,7 +327,7 @@ def _legacy_span(span: Mapping[str, Any], processes: Mapping[str, Any]) -> SpanR
         kind=kind if kind in ("INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER") else "INTERNAL",
         start_ns=start_us * 1000,
         end_ns=None if duration is None else (start_us + int(duration)) * 1000,
-        attributes=tags,
+        attributes=with_event_content(tags, _content_events(span.get("logs") or [])),
         status_code=status if status in ("OK", "ERROR") else "UNSET",
         status_message=str(status_message) if status_message else None,
         exceptions=_exceptions(span.get("logs") or []),

@@ -21,7 +21,8 @@ from typing import Any
 
 from .. import semconv as sc
 from .._gc import paused_gc
-from ..records import ExceptionInfo, SpanRecord
+from ..conventions import is_content_event
+from ..records import ExceptionInfo, SpanRecord, with_event_content
 from . import RecordsSource, SourceError
 
 __all__ = ["OtlpJsonSource", "read_otlp_json", "records_from_otlp_json"]
@@ -189,6 +190,18 @@ def _exceptions(events: Any) -> tuple[ExceptionInfo, ...]:
     return tuple(found)
 
 
+def _content_events(events: Any) -> list[tuple[str, Mapping[str, Any]]]:
+    """A span's GenAI content events, as `(name, attributes)` (see `records.with_event_content`)."""
+    found: list[tuple[str, Mapping[str, Any]]] = []
+    for event in events if isinstance(events, list) else ():
+        if isinstance(event, Mapping) and is_content_event(str(event.get("name"))):
+            try:
+                found.append((str(event["name"]), _attributes(event.get("attributes"))))
+            except _BadDocument:
+                continue
+    return found
+
+
 def _span(span: Mapping[str, Any], service_name: str | None) -> SpanRecord:
     trace_id = _id(_field(span, "traceId", "trace_id"), 16, "traceId")
     span_id = _id(_field(span, "spanId", "span_id"), 8, "spanId")
@@ -201,6 +214,9 @@ def _span(span: Mapping[str, Any], service_name: str | None) -> SpanRecord:
     end_ns = None if end in (None, "", 0, "0") else _time(end, "endTimeUnixNano")
     message = status.get("message")
     events = span.get("events")
+    attributes: Mapping[str, Any] = _attributes(span.get("attributes"))
+    if events:
+        attributes = with_event_content(attributes, _content_events(events))
     # Positional: keywords add a third to the cost of building a record, and this runs for every span.
     return SpanRecord(
         trace_id,
@@ -210,7 +226,7 @@ def _span(span: Mapping[str, Any], service_name: str | None) -> SpanRecord:
         _enum(span.get("kind"), _KINDS, "SPAN_KIND_", "INTERNAL"),
         _time(_field(span, "startTimeUnixNano", "start_time_unix_nano") or 0, "startTimeUnixNano"),
         end_ns,
-        _attributes(span.get("attributes")),
+        attributes,
         _enum(status.get("code"), _STATUS, "STATUS_CODE_", "UNSET"),
         str(message) if message not in (None, "") else None,
         _exceptions(events) if events else (),
@@ -367,6 +383,7 @@ def _fast_span(span: Any, service_name: str | None, memo: _Memo) -> SpanRecord:
             if raw is not None:
                 attributes[key] = raw
     events = span.get("events")
+    folded: Mapping[str, Any] = with_event_content(attributes, _content_events(events)) if events else attributes
     # Positional: keywords add a third to the cost of building a record, and this runs for every span.
     return SpanRecord(
         trace_id,
@@ -376,7 +393,7 @@ def _fast_span(span: Any, service_name: str | None, memo: _Memo) -> SpanRecord:
         kind,
         start_ns,
         end_ns,
-        attributes,
+        folded,
         status_code,
         status_message,
         _exceptions(events) if events else (),

@@ -26,7 +26,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .. import semconv as sc
-from ..records import ExceptionInfo, SpanRecord
+from ..conventions import is_content_event
+from ..records import ExceptionInfo, SpanRecord, with_event_content
 from . import SourceError
 from ._http import HttpClient, Params
 from ._remote import RemoteSource
@@ -187,6 +188,17 @@ def _exceptions(events: Any) -> tuple[ExceptionInfo, ...]:
     return tuple(found)
 
 
+def _content_events(events: Any) -> list[tuple[str, Mapping[str, Any]]]:
+    """A span's GenAI content events, as `(name, attributes)` (see `records.with_event_content`)."""
+    return [
+        (str(event["name"]), event.get("attributes") or {})
+        for event in events or []
+        if isinstance(event, Mapping)
+        and is_content_event(str(event.get("name")))
+        and isinstance(event.get("attributes") or {}, Mapping)
+    ]
+
+
 def record_from_phoenix_span(span: Mapping[str, Any]) -> SpanRecord:
     """The record of one span as Phoenix's REST API gives it. Raises `ValueError` for a malformed span."""
     context = span.get("context") or {}
@@ -205,7 +217,7 @@ def record_from_phoenix_span(span: Mapping[str, Any]) -> SpanRecord:
         kind="INTERNAL",
         start_ns=_ns(span.get("start_time")) or 0,
         end_ns=_ns(span.get("end_time")),
-        attributes=dict(attributes),
+        attributes=with_event_content(dict(attributes), _content_events(span.get("events"))),
         status_code=status if status in ("OK", "ERROR") else "UNSET",
         status_message=str(span.get("status_message") or "") or None,
         exceptions=_exceptions(span.get("events")),

@@ -277,4 +277,5 @@ def assert_content_recorded(run_: SupportRun, customer_id: str = "cust_42") -> N
         assert result["name"] == "Ada", call.returns
         replay = session.replay()
         assert "tool_call_response" not in replay, replay
+        assert "tool result: " in replay, "the result handed back to the model is shown\n" + replay
         assert SECRET_KEY not in replay, replay

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from agentotel import semconv as sc
+from agentotel.conventions import CONTENT_EVENTS, CONTENT_PREFIXES
 
 CONFIG = Path(__file__).resolve().parents[2] / "collector-config"
 YAMLS = sorted(CONFIG.glob("*.yaml"))
@@ -107,8 +108,24 @@ def test_content_stripping_deletes_every_content_attribute() -> None:
             if m
         }
         assert deleted == set(sc.CONTENT_ATTRIBUTES), f"{context}: {sorted(set(sc.CONTENT_ATTRIBUTES) ^ deleted)}"
+        patterns = {
+            m.group(1)
+            for s in by_context[context]
+            for m in [re.fullmatch(r'delete_matching_keys\(attributes, "([^"]+)"\)', s)]
+            if m
+        }
+        # Every family of indexed content attributes, each pattern matching its prefix (dots as `[.]`: no escapes
+        # for YAML and OTTL to disagree on), and nothing else.
+        assert patterns == {"^" + prefix.replace(".", "[.]") for prefix in CONTENT_PREFIXES}, context
+        for pattern in patterns:
+            assert not re.match(pattern, "gen_ai.request.model"), pattern
+    (events,) = _components(config, "filter").values()
+    (condition,) = events["traces"]["spanevent"]
+    assert set(re.findall(r'name == "([^"]+)"', condition)) == set(CONTENT_EVENTS)
     stripping = [
-        n for n, p in config["service"]["pipelines"].items() if "transform/strip-content" in p.get("processors", [])
+        n
+        for n, p in config["service"]["pipelines"].items()
+        if {"transform/strip-content", "filter/strip-content-events"} <= set(p.get("processors", []))
     ]
     assert stripping, "no pipeline strips content"
 
