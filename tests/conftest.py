@@ -16,6 +16,7 @@ import pytest
 
 import agentotel
 from agentotel.testing import Capture, capture
+from agentotel.testing.llm_server import LLMServer
 
 pytest_plugins = ["pytester"]
 
@@ -37,3 +38,13 @@ def cap_content() -> Iterator[Capture]:
     """Spans and sessions of the test, with content capture on."""
     with capture(capture_content=True) as result:
         yield result
+
+
+@pytest.fixture
+def llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[LLMServer]:
+    """A scripted model on loopback; `OPENAI_BASE_URL` / `OPENAI_API_KEY` name it for clients made without
+    arguments."""
+    with LLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+        yield server
