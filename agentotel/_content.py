@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import json
 import json.encoder
 import logging
 import math
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,20 +18,41 @@ log = logging.getLogger("agentotel")
 TRUNCATION_MARK = "…[truncated]"
 
 
+_MAX_REPR = 4096
+"""Longest repr kept of an object JSON cannot hold (content is cut to its limit later anyway)."""
+
+
+def _pydantic_model(value: object) -> bool:
+    """Whether `value` is a pydantic model instance, by type (pydantic looked up only if the app imported it)."""
+    pydantic = sys.modules.get("pydantic")
+    base = getattr(pydantic, "BaseModel", None) if pydantic is not None else None
+    return base is not None and isinstance(value, base)
+
+
 def _fallback(value: object) -> object:
-    """How JSON holds what it cannot: bytes by size, sets as lists, anything else by a repr that may fail."""
+    """How JSON holds what it cannot: bytes by size, sets as lists, a pydantic model by its `model_dump`, a
+    dataclass by its fields, anything else by its repr (which may fail).
+
+    No other method of the app's objects is called: a `Mock` answers any attribute (and would be asked for
+    `model_dump` forever), a remote proxy sends every call over the wire. Only real pydantic models and dataclass
+    instances are converted, told by their type."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return f"<{len(value)} bytes>"
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
-    to_dict = getattr(value, "model_dump", None) or getattr(value, "to_dict", None)
-    if callable(to_dict):
+    if _pydantic_model(value):
         try:
-            return to_dict()
+            return value.model_dump(mode="json")  # type: ignore[attr-defined]
+        except Exception:
+            pass
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        try:
+            return {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
         except Exception:
             pass
     try:
-        return repr(value)
+        text = repr(value)
+        return text if len(text) <= _MAX_REPR else text[:_MAX_REPR] + TRUNCATION_MARK
     except Exception:
         return f"<unrepresentable {type(value).__name__}>"
 
@@ -116,11 +139,114 @@ _encode_value: Callable[[object], str] = _encode_c if _c_encoder_matches() else 
 """How `to_json` encodes a value that is not a plain string, int, bool or None."""
 
 
+def _exceeds(value: object, budget: int) -> bool:
+    """Whether `value` may take more than `budget` characters as JSON: a walk that stops as soon as it can tell
+    (a container longer than the budget answers at once), so that only a big value pays for more than a glance.
+    Errs towards yes (many small items exceed it)."""
+    stack = [value]
+    seen: set[int] = set()  # a container met again (a cycle, or shared) is written as a short mark, or once
+    size = 0
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            size += len(item)  # type: ignore[arg-type]
+        elif kind is dict or kind is list or kind is tuple:
+            if id(item) in seen:
+                size += 16
+                continue
+            seen.add(id(item))
+            size += len(item)  # type: ignore[arg-type]
+            if size > budget:
+                return True
+            if kind is dict:
+                for key, inner in item.items():  # type: ignore[attr-defined]
+                    size += len(key) if type(key) is str else 8
+                    stack.append(inner)
+            else:
+                stack.extend(item)  # type: ignore[arg-type]
+        else:
+            size += 8
+        if size > budget:
+            return True
+    return False
+
+
+def _maybe_big(value: object, budget: int) -> bool:
+    """`_exceeds`, at the cost of a glance for the usual value: a step's arguments (a dict of a few plain values)
+    are looked at one level deep; only a long container, or a container inside one, is walked."""
+    kind = type(value)
+    if kind is not dict and kind is not list and kind is not tuple:
+        return False
+    if len(value) > budget // 2:  # type: ignore[arg-type]
+        return True  # two characters an item at the least
+    if len(value) > 32:  # type: ignore[arg-type]
+        return _exceeds(value, budget)
+    for inner in value.values() if kind is dict else value:  # type: ignore[attr-defined]
+        inner_kind = type(inner)
+        if inner_kind is str:
+            if len(inner) > budget:
+                return True
+        elif (inner_kind is dict or inner_kind is list or inner_kind is tuple) and _exceeds(inner, budget):
+            return True
+    return False
+
+
+def _shrink(value: Any, budget: list[int], seen: set[int], depth: int) -> Any:
+    """`value` as plain JSON data of about `budget[0]` characters at most: what does not fit is left out and
+    counted (`"…": "N more"`), so that encoding a huge value costs what its kept part costs."""
+    if budget[0] <= 0:
+        return "…"
+    if value is None or isinstance(value, (bool, int, float)):
+        budget[0] -= 8
+        return value if not isinstance(value, float) or math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        kept = value[: max(0, budget[0])]
+        budget[0] -= len(kept) + 2
+        return kept
+    if depth > _MAX_DEPTH:
+        return "<too deep>"
+    if isinstance(value, (dict, list, tuple)):
+        if id(value) in seen:
+            return "<recursive>"
+        seen.add(id(value))
+        try:
+            if isinstance(value, dict):
+                kept_items: dict[str, Any] = {}
+                for key, inner in value.items():
+                    if budget[0] <= 0:
+                        kept_items["…"] = f"{len(value) - len(kept_items)} more"
+                        break
+                    name = str(key)
+                    budget[0] -= len(name) + 4
+                    kept_items[name] = _shrink(inner, budget, seen, depth + 1)
+                return kept_items
+            kept_list: list[Any] = []
+            for inner in value:
+                if budget[0] <= 0:
+                    kept_list.append(f"… {len(value) - len(kept_list)} more")
+                    break
+                budget[0] -= 1
+                kept_list.append(_shrink(inner, budget, seen, depth + 1))
+            return kept_list
+        finally:
+            seen.discard(id(value))
+    return _shrink(_fallback(value), budget, seen, depth + 1)
+
+
 def to_json(value: object, limit: int) -> tuple[str, bool]:
     """`value` as compact JSON text of at most `limit` characters, and whether it was cut.
 
-    Never raises: recursive structures, values JSON cannot hold and values whose `repr` raises all give text.
+    Never raises: recursive structures, values JSON cannot hold and values whose `repr` raises all give text. A
+    value much bigger than `limit` is cut before it is encoded (a million-key dict costs what its first `limit`
+    characters cost), and marked as cut.
     """
+    if _maybe_big(value, limit):
+        try:
+            text = json.dumps(_shrink(value, [limit], set(), 0), ensure_ascii=False, separators=(",", ":"))
+        except Exception:
+            text = json.dumps(f"<unrepresentable {type(value).__name__}>")
+        return truncate(text, limit)[0], True
     try:
         if type(value) is str:
             # Cut before encoding: escaping never shortens text, so the first `limit` characters give the same cut

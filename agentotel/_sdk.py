@@ -11,7 +11,8 @@ Contract with the SDK (checked by tests on the oldest and newest SDK the project
 - `span._lock`: the lock the SDK takes to change a span;
 - `span._attributes`: a `BoundedAttributes` with `_immutable` (set once the span ended) and item assignment /
   deletion;
-- `span._events`: a `BoundedList` of `opentelemetry.sdk.trace.Event`, with `_dq` (its deque) and `dropped`.
+- `span._events`: a `BoundedList` of `opentelemetry.sdk.trace.Event`, with `_dq` (its deque) and `dropped`;
+- `span._status`: the span's `Status`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from opentelemetry.sdk.trace import Event, Span
 from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import StatusCode
 
 log = logging.getLogger("agentotel")
 
@@ -89,3 +91,27 @@ def rewrite_events_on_ending(span: Span, rewrite: Callable[[Event], Event | None
 def event_with(event: Event, attributes: Mapping[str, Any]) -> Event:
     """A copy of `event` with other attributes (events are immutable)."""
     return Event(event.name, attributes=dict(attributes), timestamp=event.timestamp)
+
+
+def set_status_on_ending(span: Span, status: Any) -> None:
+    """Replaces an ending span's status (a `Status`; the SDK refuses `set_status` once the span ended). Never
+    raises."""
+    try:
+        if span.is_recording():
+            span.set_status(status)
+            return
+        with span._lock:
+            span._status = status
+    except Exception:
+        log.debug("Could not set the status of an ending span", exc_info=True)
+
+
+def may_hold_errors(span: Span) -> bool:
+    """Whether a span has events or an ERROR status: where error text lives. Cheap (this is asked of every
+    span); never raises (`True` when it cannot tell)."""
+    try:
+        events: Any = span._events
+        status: Any = span._status
+        return bool(events) or status.status_code is StatusCode.ERROR
+    except Exception:
+        return True

@@ -22,10 +22,18 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from opentelemetry.sdk.trace import Event, Span, SpanProcessor
+from opentelemetry.trace import Status, StatusCode
 
 from . import semconv as sc
 from ._config import settings
-from ._sdk import drop_attributes_on_ending, event_with, rewrite_events_on_ending, set_attributes_on_ending
+from ._sdk import (
+    drop_attributes_on_ending,
+    event_with,
+    may_hold_errors,
+    rewrite_events_on_ending,
+    set_attributes_on_ending,
+    set_status_on_ending,
+)
 from .conventions import is_content_event, is_content_key
 from .records import span_attributes
 from .semconv import CONTENT_ATTRIBUTES
@@ -38,30 +46,69 @@ Redactor = Callable[[str, str], "str | None"]
 BUILTIN_PATTERNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "private_key",
-        r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?s:.*?)-----END [A-Z ]*PRIVATE KEY-----",
+        # to its END line, or to the end of the text: a key cut by a length limit is still a key
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
         ("PRIVATE KEY",),
     ),
     ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}", ("sk-ant-",)),
     ("openai_key", r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_\-]{20,}", ("sk-",)),
     ("aws_access_key", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", ("AKIA", "ASIA")),
     (
+        "aws_secret_key",
+        # a 40-character secret named as one (`aws_secret_access_key = ...`, `"SecretAccessKey": "..."`)
+        r"(?i:secret_?access_?key|aws_?secret(?:_?key)?)[\"']?\s*[:=]\s*[\"']?(?P<secret>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])",
+        ("ecret", "ECRET"),
+    ),
+    (
         "github_token",
         r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b",
         ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    ),
+    (
+        "slack_webhook",
+        r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/\-]+",
+        ("hooks.slack.com",),
     ),
     ("slack_token", r"\bxox[abprs]-[A-Za-z0-9\-]{10,}", ("xox",)),
     ("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}\b", ("AIza",)),
     ("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}", ("eyJ",)),
     ("bearer_token", r"(?i:\bbearer\s+)[A-Za-z0-9\-._~+/]{8,}=*", ("earer", "EARER")),
+    # a secret in a URL's query (`?api_key=...`, `&token=...`, `&sig=...`): the value, not the name
+    (
+        "query_secret",
+        r"(?i:[?&;](?:api[_-]?key|apikey|key|token|access[_-]?token|auth|secret|password|passwd|sig|signature)=)"
+        r"(?P<secret>[^&;\s#'\"<>]+)",
+        ("key=", "token=", "auth=", "secret=", "sig=", "signature=", "password=", "passwd=", "KEY=", "TOKEN="),
+    ),
+    # user:password in a URL (`https://user:secret@host/...`): the credentials, not the host
+    ("url_credentials", r"(?<=://)[^\s/?#@:'\"]+:[^\s/?#@'\"]+(?=@)", ("://",)),
     ("email", r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b", ("@",)),
 )
 """The secrets redacted by default, most specific first: (name, pattern, substrings one of which a match must
-contain). Each match is replaced with `[REDACTED:<name>]`."""
+contain). Each match is replaced with `[REDACTED:<name>]` (only its group `secret`, when it has one: the name the
+text gave the secret stays)."""
+
 
 # A pattern runs only when one of its substrings is in the text: a regex scan costs ~1.5 µs a pattern on a short
 # message, a substring test a few dozen nanoseconds, and most content holds no secret at all. One search for any of
 # the substrings comes first: most texts hold none, and one scan of them costs a third less than a test each.
-_BUILTIN = tuple((name, re.compile(pattern), triggers) for name, pattern, triggers in BUILTIN_PATTERNS)
+def _replacement(name: str, pattern: re.Pattern[str]) -> str | Callable[[re.Match[str]], str]:
+    mark = f"[REDACTED:{name}]"
+    if "secret" not in pattern.groupindex:
+        return mark
+
+    def replace(match: re.Match[str]) -> str:
+        whole, start = match.group(0), match.start()
+        return whole[: match.start("secret") - start] + mark + whole[match.end("secret") - start :]
+
+    return replace
+
+
+_BUILTIN = tuple(
+    (name, compiled, triggers, _replacement(name, compiled))
+    for name, pattern, triggers in BUILTIN_PATTERNS
+    for compiled in [re.compile(pattern)]
+)
 _ANY_TRIGGER = re.compile("|".join(re.escape(t) for _, _, triggers in BUILTIN_PATTERNS for t in triggers))
 
 
@@ -69,12 +116,29 @@ def redact_builtin(text: str) -> str:
     """`text` with every built-in pattern replaced by its `[REDACTED:<name>]` mark."""
     if _ANY_TRIGGER.search(text) is None:
         return text
-    for name, pattern, triggers in _BUILTIN:
+    for _name, pattern, triggers, replacement in _BUILTIN:
         for trigger in triggers:
             if trigger in text:
-                text = pattern.sub(f"[REDACTED:{name}]", text)
+                text = pattern.sub(replacement, text)
                 break
     return text
+
+
+_URL_QUERY = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s?#'\"<>]+)\?[^\s#'\"<>]*")
+_INPUT_VALUE = re.compile(r"(\binput_value=)(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\{[^}]*\}|\[[^\]]*\]|[^,\]\s]+)")
+_LONG_QUOTED = re.compile(r"'[^'\n]{33,}'|\"[^\"\n]{33,}\"")
+
+
+def scrub_error_text(text: str) -> str:
+    """Error text as it may leave the process with content capture off. An error message is content when it
+    quotes what went in: an API key a provider's 401 echoes, a URL's query string in an HTTP client's error, the
+    input value a pydantic `ValidationError` quotes, a completion or argument a message repeats. Replaced: the
+    built-in secret patterns, URL query strings, pydantic's `input_value=...`, and quoted texts longer than 32
+    characters; the exception's type and the rest of its message stay, so the failing step is still told apart."""
+    text = redact_builtin(text)
+    text = _URL_QUERY.sub(r"\1?[REDACTED:query]", text)
+    text = _INPUT_VALUE.sub(r"\1[REDACTED:input]", text)
+    return _LONG_QUOTED.sub("'[REDACTED:quoted]'", text)
 
 
 class Redaction:
@@ -218,6 +282,69 @@ def _redacted_event(event: Event) -> Event | None:
     kept = {k: v for k, v in attributes.items() if f"{event.name}.{k}" not in dropped}
     kept.update({k[prefix:]: v for k, v in changed.items()})
     return event_with(event, kept)
+
+
+_STATUS_DESCRIPTION = "status.description"
+"""The name the redaction hook sees for a span's status description."""
+_REASON = sc.AGENTOTEL_SESSION_END_STATE_REASON
+_EXCEPTION_TEXT = (sc.EXCEPTION_MESSAGE, sc.EXCEPTION_STACKTRACE)
+
+
+def _guarded(key: str, text: str, capture: bool) -> str | None:
+    """Error text as it may leave: scrubbed with content capture off, redacted (patterns, then the hook) with it
+    on."""
+    if not capture:
+        return scrub_error_text(text)
+    return redaction.apply(key, text) if redaction.active else text
+
+
+def _guarded_exception(event: Event, capture: bool) -> Event | None:
+    if event.name != "exception":
+        return event
+    attributes = dict(event.attributes or {})
+    changed = False
+    for key in _EXCEPTION_TEXT:
+        value = attributes.get(key)
+        if isinstance(value, str):
+            kept = _guarded(key, value, capture)
+            if kept != value:
+                changed = True
+                if kept is None:
+                    del attributes[key]
+                else:
+                    attributes[key] = kept
+    return event_with(event, attributes) if changed else event
+
+
+def guard_error_text(span: Span) -> None:
+    """Error messages are content: they quote what went in (a key a 401 echoes, a URL's query, a validation
+    error's input). With content capture off, the text of a span's exception events, its status description and a
+    session's end-state reason is scrubbed (`scrub_error_text`: the type and the rest of the message stay); with it
+    on, redaction runs on it as on content (the hook sees `exception.message`, `exception.stacktrace`,
+    `status.description`, `agentotel.session.end_state_reason`). For every span, whoever made it. Never raises."""
+    try:
+        capture = settings.capture_content
+        if capture and not redaction.active:
+            return
+        attributes = span_attributes(span)
+        reason = attributes.get(_REASON)
+        if reason is None and not may_hold_errors(span):
+            return  # most spans: no events, not failed
+        if isinstance(reason, str):
+            kept = _guarded(_REASON, reason, capture)
+            if kept is None:
+                drop_attributes_on_ending(span, [_REASON])
+            elif kept != reason:
+                set_attributes_on_ending(span, {_REASON: kept})
+        status = span.status
+        if status.status_code is StatusCode.ERROR and status.description:
+            description = _guarded(_STATUS_DESCRIPTION, status.description, capture)
+            if description != status.description:
+                set_status_on_ending(span, Status(StatusCode.ERROR, description))
+        if any(event.name == "exception" for event in _events_of(span)):
+            rewrite_events_on_ending(span, lambda event: _guarded_exception(event, capture))
+    except Exception:
+        log.debug("Could not guard the error text of a span", exc_info=True)
 
 
 class RedactionSpanProcessor(SpanProcessor):

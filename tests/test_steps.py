@@ -333,11 +333,14 @@ def test_to_json_after_a_failed_encoding_still_finds_cycles_and_shared_values() 
 
 
 def test_to_json_nested_in_a_values_own_conversion() -> None:
-    """A value whose `to_dict()` records content itself (a nested `to_json` while the outer one encodes)."""
+    """A pydantic model whose serializer records content itself (a nested `to_json` while the outer one encodes)."""
+    import pydantic
+
     from agentotel._content import to_json
 
-    class Nested:
-        def to_dict(self) -> dict[str, Any]:
+    class Nested(pydantic.BaseModel):
+        @pydantic.model_serializer
+        def dump(self) -> dict[str, Any]:
             return {"inner": to_json({"x": [1]}, 100)[0]}
 
     assert to_json([Nested(), Nested()], 10**6) == ('[{"inner":"{\\"x\\":[1]}"},{"inner":"{\\"x\\":[1]}"}]', False)
