@@ -172,17 +172,17 @@ def _exceeds(value: object, budget: int) -> bool:
     return False
 
 
-def _maybe_big(value: object, budget: int) -> bool:
+def _maybe_big(value: Any, budget: int) -> bool:
     """`_exceeds`, at the cost of a glance for the usual value: a step's arguments (a dict of a few plain values)
     are looked at one level deep; only a long container, or a container inside one, is walked."""
     kind = type(value)
     if kind is not dict and kind is not list and kind is not tuple:
         return False
-    if len(value) > budget // 2:  # type: ignore[arg-type]
+    if len(value) > budget // 2:
         return True  # two characters an item at the least
-    if len(value) > 32:  # type: ignore[arg-type]
+    if len(value) > 32:
         return _exceeds(value, budget)
-    for inner in value.values() if kind is dict else value:  # type: ignore[attr-defined]
+    for inner in value.values() if kind is dict else value:
         inner_kind = type(inner)
         if inner_kind is str:
             if len(inner) > budget:

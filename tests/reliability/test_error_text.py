@@ -54,9 +54,8 @@ def _everything(cap: Any) -> str:
 
 
 def _run(tool: Any, *args: Any) -> tuple[Any, agentotel.Session]:
-    with capture() as cap:
-        with pytest.raises(Exception), agentotel.session("errors"):
-            tool(*args)
+    with capture() as cap, pytest.raises((PermissionError, ConnectionError, ValueError)), agentotel.session("errors"):
+        tool(*args)
     return cap, cap.session("errors")
 
 
