@@ -14,6 +14,8 @@ MAX_SESSIONS_ENV = "AGENTOTEL_MAX_SESSIONS"
 MAX_EVENTS_ENV = "AGENTOTEL_MAX_EVENTS_PER_SESSION"
 CONTENT_LIMIT_ENV = "AGENTOTEL_CONTENT_MAX_LENGTH"
 KEEP_CONTENT_FROM_ENV = "AGENTOTEL_KEEP_CONTENT_FROM"
+SESSION_BAGGAGE_ENV = "AGENTOTEL_SESSION_BAGGAGE"
+_SESSION_BAGGAGE_MODES = ("accept", "ignore", "nest")
 
 _CONTENT_ON_SPANS = {"true", "1", "yes", "on", "span_only", "span_and_event"}
 _CONTENT_AS_EVENTS = {"event_only", "span_and_event"}
@@ -58,6 +60,18 @@ def scope_names(raw: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(item.strip() for item in items if item.strip())
 
 
+def _session_baggage_from_env() -> str:
+    raw = os.environ.get(SESSION_BAGGAGE_ENV, "").strip().lower()
+    if not raw:
+        return "accept"
+    if raw not in _SESSION_BAGGAGE_MODES:
+        log.warning(
+            "%s=%r is not one of %s; incoming session ids are ignored", SESSION_BAGGAGE_ENV, raw, _SESSION_BAGGAGE_MODES
+        )
+        return "ignore"  # a value the user meant as a restriction must not widen trust
+    return raw
+
+
 @dataclass
 class Settings:
     """What agentotel does, as `init()` and the environment set it."""
@@ -75,6 +89,9 @@ class Settings:
     """Events a live session keeps; past it events are counted as dropped, so memory stays bounded."""
     session_url_template: str | None = None
     default_tags: list[str] = field(default_factory=list)
+    session_baggage: str = "accept"
+    """What an incoming `session.id` in W3C baggage does: `accept` (stamps this process's spans), `ignore`, or
+    `nest` (also nests sessions started here in it); see `propagation.py`."""
     keep_content_from: tuple[str, ...] = ()
     """Instrumentation scope names (or their prefixes) whose spans keep the content they record while agentotel's
     capture is off; every other library's content is dropped then."""
@@ -90,6 +107,7 @@ class Settings:
             max_events_per_session=_int_from_env(MAX_EVENTS_ENV, 100_000),
             session_url_template=os.environ.get(SESSION_URL_ENV) or None,
             keep_content_from=scope_names(os.environ.get(KEEP_CONTENT_FROM_ENV, "")),
+            session_baggage=_session_baggage_from_env(),
         )
 
 

@@ -32,6 +32,7 @@ from . import semconv as sc
 from ._config import content_capture_from_env, content_events_from_env, scope_names, settings
 from ._loss import batch_processor
 from .processors import AgentotelSpanProcessor, ExportPipeline
+from .propagation import install_default_propagators
 from .redaction import redaction
 from .store import StoreBatchProcessor, StoreSpanExporter, store_exporters
 
@@ -196,6 +197,7 @@ def init(
             state.pipeline.replace(_processor_for(e) for e in exporters)
         if not state.initialized:
             atexit.register(_end_open_sessions)
+            install_default_propagators()  # the session id goes to internal hosts only (`propagation.py`)
         state.initialized = True
     if instrument:
         _instrument_clients()

@@ -782,6 +782,11 @@ def _chain(sessions: dict[str, Session], owner: Session | None) -> list[Session]
     return chain
 
 
+LATE_START_NS = 1_000_000_000
+"""How long after its session ended a span may start and still belong to it: clocks of two hosts differ a little.
+A span that starts later names a session that is over (a forged or stale `session.id`) and joins none."""
+
+
 def build_sessions(records: Iterable[SpanRecord], *, include_traces_without_session: bool = True) -> list[Session]:
     """Sessions rebuilt from span records, in the order they started.
 
@@ -819,6 +824,9 @@ def _build_sessions(records: list[SpanRecord], include_traces_without_session: b
             by_trace.setdefault(record.trace_id, []).append(record)
             continue
         owner = chain[0]
+        if owner.end_ns is not None and record.start_ns > owner.end_ns + LATE_START_NS:
+            by_trace.setdefault(record.trace_id, []).append(record)
+            continue  # started after its session ended: an ended session is never re-opened (`propagation.py`)
         if record.span_id == owner.span_id and record.trace_id == owner.trace_id:
             # A session's own root span is an event of the sessions it is nested in, not of itself.
             chain = _chain(sessions, sessions.get(owner.parent_id) if owner.parent_id else None)

@@ -35,7 +35,9 @@ def session_id_in(ctx: Context | None) -> str | None:
     if session is not None:
         return getattr(session, "id", None)
     carried = baggage.get_baggage(sc.SESSION_ID, ctx)
-    return str(carried) if carried else None
+    if not carried or settings.session_baggage == "ignore":  # `propagation.py`: the trust rule
+        return None
+    return str(carried)
 
 
 def _stamp(span: Span, session_id: str) -> None:

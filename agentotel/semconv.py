@@ -273,6 +273,9 @@ GEN_AI_USAGE_PROMPT_TOKENS: Final = 'gen_ai.usage.prompt_tokens'
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = 'gen_ai.usage.reasoning.output_tokens'
 """The number of output tokens spent on reasoning."""
 
+HTTP_URL: Final = 'http.url'
+"""Deprecated: The deprecated name of the full URL of an HTTP client span."""
+
 INPUT_MIME_TYPE: Final = 'input.mime_type'
 """OpenInference's type of input.value (text/plain or application/json)."""
 
@@ -328,6 +331,9 @@ LLM_TOKEN_COUNT_TOTAL: Final = 'llm.token_count.total'
 
 MODEL_REQUEST_PARAMETERS: Final = 'model_request_parameters'
 """Pydantic AI's request parameters of a model call (tool definitions, output schema, instructions), as JSON."""
+
+NET_PEER_NAME: Final = 'net.peer.name'
+"""Deprecated: The deprecated name of the host a client span sends to."""
 
 OPENAI_REQUEST_SERVICE_TIER: Final = 'openai.request.service_tier'
 """The service tier requested."""
@@ -417,6 +423,9 @@ TRACELOOP_SPAN_KIND_VALUE_TASK: Final = 'task'
 TRACELOOP_SPAN_KIND_VALUE_AGENT: Final = 'agent'
 TRACELOOP_SPAN_KIND_VALUE_TOOL: Final = 'tool'
 
+URL_FULL: Final = 'url.full'
+"""The full URL a client span requests."""
+
 AttributeName = Literal[
     'agent.name',
     'agentotel.action.params',
@@ -496,6 +505,7 @@ AttributeName = Literal[
     'gen_ai.usage.output_tokens',
     'gen_ai.usage.prompt_tokens',
     'gen_ai.usage.reasoning.output_tokens',
+    'http.url',
     'input.mime_type',
     'input.value',
     'langsmith.span.kind',
@@ -512,6 +522,7 @@ AttributeName = Literal[
     'llm.token_count.prompt_details.cache_write',
     'llm.token_count.total',
     'model_request_parameters',
+    'net.peer.name',
     'openai.request.service_tier',
     'openai.response.service_tier',
     'openai.response.system_fingerprint',
@@ -536,6 +547,7 @@ AttributeName = Literal[
     'traceloop.entity.name',
     'traceloop.entity.output',
     'traceloop.span.kind',
+    'url.full',
 ]
 """Every attribute name in the registry, so that a misspelled one is a type error."""
 
