@@ -2,28 +2,33 @@
 
     agentotel sessions [--since 1h] [--tag T] [--state Fail] [--limit N] [--source S] [--json]
     agentotel replay SESSION_ID|TRACE_ID|last [--source S] [--json]
-    agentotel check [--max-failure-rate 0.05] [--max-cost USD] [--min-sessions N] [--since ...] [--tag ...]
+    agentotel check [--max-failure-rate 0.05] [--max-cost USD] [--min-sessions N] [--running-grace 1h] [--since ...]
     agentotel prune [--keep N] [--older-than 30d] [--vacuum] [--source STORE] [--json]
     agentotel demo [--store PATH] [--json]
 
 Exit codes: 0 ok, 1 a check failed, 2 bad usage or input (an unknown id, a damaged or locked store, a bad
 `--since`). Errors are one line on stderr, never a traceback (`AGENTOTEL_DEBUG=1` adds it, for bug reports).
+Whatever is printed, errors included, shows control characters escaped (`replay.text.printable`): names, tags and
+errors come from whoever wrote the spans, and a backend's message from whoever answers.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
 import re
+import stat
 import sys
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from ._version import __version__
-from .cli_render import Output, format_summary_cost, short_id
+from .cli_render import Output, format_duration, format_summary_cost, short_id
 from .model import END_STATES, FAIL
+from .replay.text import printable
 from .sources import SessionSummary, SourceError, SpanSource, normalise_state, open_source
 
 PROG = "agentotel"
@@ -31,6 +36,12 @@ PROG = "agentotel"
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
+
+MAX_COUNT = 2**63 - 1
+"""The largest `--limit`, `--keep` or `--min-sessions`: a store counts in 64-bit integers."""
+
+DEFAULT_RUNNING_GRACE = timedelta(hours=1)
+"""How long `check` waits for a session to end before it counts it as crashed (`--running-grace`)."""
 
 
 class UsageError(Exception):
@@ -47,26 +58,53 @@ class _Parser(argparse.ArgumentParser):
 # --- argument types ---------------------------------------------------------------------------------------------------
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
-_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+_SECONDS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+_PLAIN_SECONDS = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _parse_duration(text: str) -> timedelta | None:
+    """`30m`, `1h`, `2d`, `1w`, `1h30m` as a span of time; `None` when `text` is not a duration. Raises
+    `argparse.ArgumentTypeError` for one longer than a `timedelta` holds (about 2.7 million years)."""
+    compact = text.strip().replace(" ", "")
+    if not compact or _DURATION.sub("", compact) != "":
+        return None
+    seconds = sum(float(amount) * _SECONDS[unit.lower()] for amount, unit in _DURATION.findall(compact))
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{text!r} is too long a span of time") from None
 
 
 def parse_since(text: str) -> datetime:
     """`30m`, `1h`, `2d`, `1w`, `1h30m` (that long before now), or an ISO date/time (`2026-11-01`,
     `2026-11-01T09:30`, local time unless it says otherwise). Raises `argparse.ArgumentTypeError`."""
     value = text.strip()
-    compact = value.replace(" ", "")
-    if compact and _DURATION.sub("", compact) == "":
-        delta = timedelta()
-        for amount, unit in _DURATION.findall(compact):
-            delta += timedelta(**{_UNITS[unit.lower()]: float(amount)})
-        return datetime.now(UTC) - delta
+    delta = _parse_duration(value)
+    if delta is not None:
+        try:
+            return datetime.now(UTC) - delta
+        except OverflowError:
+            raise argparse.ArgumentTypeError(f"{text!r} reaches back before the year 1") from None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a duration such as 30m, 1h or 7d, nor a date such as 2026-11-01"
         ) from None
-    return moment if moment.tzinfo is not None else moment.astimezone()
+    try:
+        aware = moment if moment.tzinfo is not None else moment.astimezone()
+        aware.timestamp()  # the years 1 and 9999 in some zones are out of the range of a timestamp
+    except (OverflowError, ValueError, OSError):
+        raise argparse.ArgumentTypeError(f"{text!r} is out of the range of dates this machine handles") from None
+    return aware
+
+
+def _grace(text: str) -> timedelta:
+    value = text.strip()
+    delta = _parse_duration(value + "s" if _PLAIN_SECONDS.fullmatch(value) else value)
+    if delta is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30m, 1h or 0")
+    return delta
 
 
 def _state(text: str) -> str:
@@ -83,7 +121,7 @@ def _rate(text: str) -> float:
         value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a rate such as 0.05 or 5%") from None
-    if not 0 <= value <= 1:
+    if not (math.isfinite(value) and 0 <= value <= 1):
         raise argparse.ArgumentTypeError(f"{text!r} is not a rate between 0 and 1")
     return value
 
@@ -93,6 +131,8 @@ def _usd(text: str) -> float:
         value = float(text.lstrip("$"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an amount in USD such as 0.01") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount in USD such as 0.01 (a limit must be finite)")
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is negative")
     return value
@@ -105,6 +145,18 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{text!r} is too large (at most {MAX_COUNT})")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
     return value
 
 
@@ -170,8 +222,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the sessions list and their replays in the browser (127.0.0.1)",
         description="Serve a sessions list (filter by state, tag, time; sort by cost, duration) linking to replays.",
     )
-    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    ui.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0 picks a free one)")
+    ui.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; another needs --expose)"
+    )
+    ui.add_argument("--port", type=_port, default=8765, help="port to listen on (default 8765; 0 picks a free one)")
+    ui.add_argument(
+        "--expose",
+        action="store_true",
+        help="allow a --host that is not loopback: whoever reaches it reads every session (prompts included), "
+        "with no password",
+    )
+    ui.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests that name this host (besides localhost and the address listened on; repeat)",
+    )
     ui.add_argument("--open", action="store_true", help="open the list in the default web browser")
     ui.set_defaults(run=cmd_ui)
 
@@ -181,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="fail (exit 1) when the failure rate or cost is over a limit",
         description=(
             "Print the failure rate and cost of the selected sessions and exit 1 when one is over its limit. "
-            "The failure rate is Fail sessions / ended sessions. A session nested in another selected session "
+            "The failure rate is failed sessions / ended sessions, where a session still running past "
+            "--running-grace counts as ended and failed (crashed). A session nested in another selected session "
             "counts through that one. --max-cost applies to each session's cost."
         ),
     )
@@ -191,6 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--max-cost", type=_usd, metavar="USD", help="highest cost allowed for any one session")
     check.add_argument(
         "--min-sessions", type=_count, default=0, metavar="N", help="fail when fewer than N sessions ended (default 0)"
+    )
+    check.add_argument(
+        "--running-grace",
+        type=_grace,
+        default=DEFAULT_RUNNING_GRACE,
+        metavar="WHEN",
+        help="a session still running this long after it started crashed: it counts as failed (default 1h; "
+        "0 after the runs are over, as in CI)",
     )
     check.set_defaults(run=cmd_check)
 
@@ -229,10 +305,6 @@ def build_parser() -> argparse.ArgumentParser:
 # --- commands ---------------------------------------------------------------------------------------------------------
 
 
-def _print_json(out: Output, data: Any) -> None:
-    out.stream.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
 def _source(args: argparse.Namespace) -> SpanSource:
     return open_source(args.source)
 
@@ -250,7 +322,7 @@ def cmd_sessions(args: argparse.Namespace, out: Output) -> int:
     with _source(args) as source:
         found = source.sessions(since=args.since, tag=args.tag, state=args.state, limit=args.limit)
         if args.json:
-            _print_json(out, [s.to_dict() for s in found])
+            out.json([s.to_dict() for s in found])
         elif not found:
             out.line(_no_sessions_hint(source, args))
         else:
@@ -262,28 +334,46 @@ def cmd_replay(args: argparse.Namespace, out: Output) -> int:
     with _source(args) as source:
         session = source.session(args.ref)
         if args.html:
-            from .replay.html import write_html
+            from .replay.html import render_html
 
-            write_html(session, args.html)
+            write_private(args.html, render_html(session))
             out.line(f"Wrote {args.html}")
         elif args.json:
-            _print_json(out, session.to_dict())
+            out.json(session.to_dict())
         else:
             out.replay(session.replay(width=out.width))
     return EXIT_OK
+
+
+def write_private(path: str, text: str) -> None:
+    """Writes `text` (UTF-8) to the file `path`, readable by its owner only: a replay page holds the session's
+    prompts and completions. A file already there is made owner-only too. Raises `UsageError`."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            if stat.S_ISREG(os.fstat(fd).st_mode):  # never a terminal's or a pipe's mode (--html /dev/stdout)
+                os.fchmod(fd, 0o600)  # O_CREAT's mode is for a new file only
+            file.write(text.encode("utf-8", "replace"))
+    except OSError as error:
+        raise UsageError(f"{PROG}: cannot write {path}: {error.strerror or error}") from None
 
 
 def cmd_ui(args: argparse.Namespace, out: Output) -> int:
     from . import ui
 
     with _source(args) as source:
-        ui.serve(
-            lambda: source.sessions(limit=ui.MAX_ROWS),
-            load_session=source.session,
-            host=args.host,
-            port=args.port,
-            open_browser=args.open,
-        )
+        try:
+            ui.serve(
+                lambda: source.sessions(limit=ui.MAX_ROWS),
+                load_session=source.session,
+                host=args.host,
+                port=args.port,
+                open_browser=args.open,
+                expose=args.expose,
+                allow_hosts=args.allow_host,
+            )
+        except ui.UIError as error:
+            raise UsageError(f"{PROG} ui: {error}") from None
     return EXIT_OK
 
 
@@ -298,18 +388,34 @@ def check_figures(
     max_failure_rate: float | None = None,
     max_cost: float | None = None,
     min_sessions: int = 0,
+    running_grace: timedelta = DEFAULT_RUNNING_GRACE,
+    now_ns: int | None = None,
 ) -> dict[str, Any]:
-    """The figures `agentotel check` prints, and the limits they break (`problems`; none means the check passed)."""
+    """The figures `agentotel check` prints, and the limits they break (`problems`; none means the check passed).
+
+    A session still running `running_grace` after it started crashed (its process died before it could end it):
+    it is judged, as failed. Sessions running for less are not judged; when sessions were selected but none can
+    be judged, a failure-rate limit fails rather than pass on nothing."""
+    now = time.time_ns() if now_ns is None else now_ns
+    grace_ns = running_grace.total_seconds() * 1e9
     counted = _outermost(summaries)
     ended = [s for s in counted if s.end_state is not None]
-    failed = [s for s in ended if s.end_state == FAIL]
-    rate = len(failed) / len(ended) if ended else 0.0
+    running = [s for s in counted if s.end_state is None]
+    crashed = [s for s in running if now - s.start_ns >= grace_ns]
+    judged = len(ended) + len(crashed)
+    failed = [s for s in ended if s.end_state == FAIL] + crashed
+    rate = len(failed) / judged if judged else 0.0
     costs = [s.cost for s in counted if s.cost is not None]
     priciest = max((s for s in counted if s.cost is not None), key=lambda s: s.cost or 0.0, default=None)
     problems: list[str] = []
-    if len(ended) < min_sessions:
-        problems.append(f"only {len(ended)} ended sessions, fewer than --min-sessions {min_sessions}")
-    if max_failure_rate is not None and rate > max_failure_rate:
+    if judged < min_sessions:
+        problems.append(f"only {judged} ended sessions, fewer than --min-sessions {min_sessions}")
+    if max_failure_rate is not None and counted and not judged:
+        problems.append(
+            f"none of the {_many(len(counted), 'session')} has ended, so there is no failure rate to check (still "
+            f"running, or crashed less than --running-grace {format_duration(running_grace.total_seconds())} ago)"
+        )
+    elif max_failure_rate is not None and rate > max_failure_rate:
         problems.append(f"failure rate {rate:.1%} is over --max-failure-rate {max_failure_rate:.1%}")
     if max_cost is not None:
         over = [s for s in counted if s.cost is not None and s.cost > max_cost]
@@ -324,6 +430,9 @@ def check_figures(
         "problems": problems,
         "sessions": len(counted),
         "ended": len(ended),
+        "crashed": len(crashed),
+        "running": len(running) - len(crashed),
+        "running_grace_s": running_grace.total_seconds(),
         "failed": len(failed),
         "failure_rate": rate,
         "max_failure_rate": max_failure_rate,
@@ -333,28 +442,47 @@ def check_figures(
         "max_cost_session": None if priciest is None else priciest.id,
         "max_cost_limit": max_cost,
         "failed_sessions": [s.id for s in failed],
+        "crashed_sessions": [s.id for s in crashed],
     }
+
+
+def _check_lines(figures: dict[str, Any]) -> list[str]:
+    """The text `agentotel check` prints before its verdict."""
+    grace = format_duration(figures["running_grace_s"])
+    counts = [f"{figures['ended']} ended"]
+    if figures["crashed"]:
+        counts.append(f"{figures['crashed']} crashed: still running after {grace}, counted as failed")
+    if figures["running"]:
+        counts.append(f"{figures['running']} running, not judged")
+    crashed = set(figures["crashed_sessions"])
+    lines = [
+        f"Sessions: {figures['sessions']} ({', '.join(counts)}) in {figures['source']}",
+        f"Failed: {figures['failed']} | Failure rate: {figures['failure_rate']:.1%}",
+        f"Cost: total {format_summary_cost(figures['total_cost'])} | mean {format_summary_cost(figures['mean_cost'])}"
+        f" | max {format_summary_cost(figures['max_cost'])}",
+    ]
+    for session_id in figures["failed_sessions"][:5]:
+        how = "crashed" if session_id in crashed else "failed"
+        lines.append(f"  {how}: agentotel replay {short_id(session_id)}")
+    return lines
 
 
 def cmd_check(args: argparse.Namespace, out: Output) -> int:
     with _source(args) as source:
         summaries = source.sessions(since=args.since, tag=args.tag)
         figures = check_figures(
-            summaries, max_failure_rate=args.max_failure_rate, max_cost=args.max_cost, min_sessions=args.min_sessions
+            summaries,
+            max_failure_rate=args.max_failure_rate,
+            max_cost=args.max_cost,
+            min_sessions=args.min_sessions,
+            running_grace=args.running_grace,
         )
         figures["source"] = source.location
     if args.json:
-        _print_json(out, figures)
+        out.json(figures)
     else:
-        out.line(f"Sessions: {figures['sessions']} ({figures['ended']} ended) in {figures['source']}")
-        out.line(f"Failed: {figures['failed']} | Failure rate: {figures['failure_rate']:.1%}")
-        mean = figures["mean_cost"]
-        out.line(
-            f"Cost: total {format_summary_cost(figures['total_cost'])} | mean "
-            f"{format_summary_cost(mean)} | max {format_summary_cost(figures['max_cost'])}"
-        )
-        for session_id in figures["failed_sessions"][:5]:
-            out.line(f"  failed: agentotel replay {short_id(session_id)}")
+        for line in _check_lines(figures):
+            out.line(line)
         if figures["ok"]:
             out.line("Check passed.", style="green")
         for problem in figures["problems"]:
@@ -381,7 +509,7 @@ def cmd_prune(args: argparse.Namespace, out: Output) -> int:
         left = (0, 0) if store is None else store.counts()
         figures = {"removed_sessions": removed, "removed_spans": spans, "sessions": left[0], "spans": left[1]}
         if args.json:
-            _print_json(out, {"source": source.location, **figures})
+            out.json({"source": source.location, **figures})
         else:
             out.line(
                 f"Removed {_many(removed, 'session')} ({_many(spans, 'span')}) from {source.location}; "
@@ -404,7 +532,7 @@ def _debug() -> bool:
 
 
 def _fail(message: str) -> int:
-    sys.stderr.write(" ".join(message.split()) + "\n")
+    sys.stderr.write(printable(" ".join(message.split())) + "\n")
     return EXIT_USAGE
 
 

@@ -1,15 +1,21 @@
 """How the `agentotel` command shows things: tables and replays in colour (with `rich`) on a terminal, plain text
-when piped, and the small formatting helpers both use."""
+when piped, and the small formatting helpers both use.
+
+Everything written goes through `printable`: a session's name, tags, tool names, errors or a backend's message
+may hold terminal control sequences (set by whoever wrote the spans), and they are shown escaped, never acted on.
+JSON output escapes them too (`json_text`)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import IO, Any
 
-from .replay.text import PROBLEM_MARK, format_cost
+from .replay.text import PROBLEM_MARK, format_cost, printable
 from .sources import SessionSummary
 
 ID_WIDTH = 8
@@ -64,7 +70,8 @@ def fit_columns(rows: Sequence[tuple[str, ...]], width: int, gap: int = 2) -> li
 
 
 def session_row(summary: SessionSummary) -> tuple[str, ...]:
-    return (
+    """The table's cells for a session, each one printable line."""
+    cells = (
         short_id(summary.id),
         summary.name,
         format_when(summary.start_ns),
@@ -76,6 +83,18 @@ def session_row(summary: SessionSummary) -> tuple[str, ...]:
         str(summary.tool_calls),
         ", ".join(summary.tags),
     )
+    return tuple(printable(cell) for cell in cells)
+
+
+# JSON escapes C0 controls itself; with `ensure_ascii=False` it leaves DEL, C1 and the bidi controls as they are.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def json_text(data: Any) -> str:
+    """`data` as indented JSON whose text holds no control character a terminal acts on (those JSON leaves raw are
+    written as `\\uXXXX`, still the same JSON)."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    return _JSON_UNSAFE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 class Output:
@@ -102,12 +121,18 @@ class Output:
         return 100
 
     def line(self, text: str = "", style: str | None = None) -> None:
+        """One line, its control characters (line breaks too) shown escaped."""
+        text = printable(text)
         if self._console is not None:
             from rich.text import Text
 
             self._console.print(Text(text, style=style or ""))
         else:
             self.stream.write(text + "\n")
+
+    def json(self, data: Any) -> None:
+        """`data` as JSON (see `json_text`)."""
+        self.stream.write(json_text(data) + "\n")
 
     def table(self, summaries: Sequence[SessionSummary]) -> None:
         rows = [session_row(s) for s in summaries]
@@ -143,12 +168,13 @@ class Output:
 
     def replay(self, text: str) -> None:
         """A text replay, with the failing step and the end state coloured on a terminal."""
+        text = printable(text, keep_newlines=True)
         if self._console is None:
             self.stream.write(text + "\n")
             return
         from rich.text import Text
 
-        for number, line in enumerate(text.splitlines()):
+        for number, line in enumerate(text.split("\n")):
             if number == 0:
                 style = "bold"
             elif PROBLEM_MARK in line or "Error:" in line or "Exception:" in line:

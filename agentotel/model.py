@@ -782,16 +782,12 @@ def _chain(sessions: dict[str, Session], owner: Session | None) -> list[Session]
     return chain
 
 
-LATE_START_NS = 1_000_000_000
-"""How long after its session ended a span may start and still belong to it: clocks of two hosts differ a little.
-A span that starts later names a session that is over (a forged or stale `session.id`) and joins none."""
-
-
 def build_sessions(records: Iterable[SpanRecord], *, include_traces_without_session: bool = True) -> list[Session]:
     """Sessions rebuilt from span records, in the order they started.
 
-    A span belongs to the session its `session.id` names and to every session that one is nested in. Spans of
-    traces that hold no agentotel session become one session per trace (under the trace id), when asked.
+    A span belongs to the session its `session.id` names, when it is in that session's trace, and to every session
+    that one is nested in. Spans of traces that hold no agentotel session become one session per trace (under the
+    trace id), when asked.
     """
     records = list(records)
     # Sessions, chains and per-session lists are acyclic: a big batch is built with the cyclic collector paused.
@@ -824,9 +820,9 @@ def _build_sessions(records: list[SpanRecord], include_traces_without_session: b
             by_trace.setdefault(record.trace_id, []).append(record)
             continue
         owner = chain[0]
-        if owner.end_ns is not None and record.start_ns > owner.end_ns + LATE_START_NS:
+        if record.trace_id != owner.trace_id:
             by_trace.setdefault(record.trace_id, []).append(record)
-            continue  # started after its session ended: an ended session is never re-opened (`propagation.py`)
+            continue  # a `session.id` outside its session's trace (forged or stale baggage) joins it not (`propagation.py`)
         if record.span_id == owner.span_id and record.trace_id == owner.trace_id:
             # A session's own root span is an event of the sessions it is nested in, not of itself.
             chain = _chain(sessions, sessions.get(owner.parent_id) if owner.parent_id else None)

@@ -15,8 +15,9 @@ every instrumented HTTP client sends to every host, so agentotel bounds both dir
   untrusted callers ignore incoming session ids (the default, `accept`, stamps them). Whatever it says, a session
   started in this process is never nested in a session that only baggage names (`nests_in_remote_session`: it is
   a session of its own, linked to the caller's by `agentotel.session.caller.id`, so its failures count for itself in
-  `agentotel check`) unless `AGENTOTEL_SESSION_BAGGAGE=nest`; and a span that starts after its session ended never
-  joins it (`model.build_sessions`, `live.SessionRegistry`): an ended session is never re-opened.
+  `agentotel check`) unless `AGENTOTEL_SESSION_BAGGAGE=nest`; and a span joins the session its `session.id` names
+  only inside that session's trace (`model.build_sessions`, `live.SessionRegistry`): baggage sent without the
+  session's trace context (forged, or left over from an earlier request) joins no session, ended or running.
 """
 
 from __future__ import annotations

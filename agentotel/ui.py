@@ -5,12 +5,19 @@ Standard library only (`http.server`), bound to 127.0.0.1 by default. Sessions c
 request, so the list follows a store that grows while the server runs. Pages are built on the server with every
 value HTML-escaped, carry a Content-Security-Policy that runs only their own scripts, and requests naming another
 host are refused (a web page elsewhere cannot reach the server through DNS rebinding).
+
+Pages show every prompt and completion, without a password: the server listens on a loopback address unless it is
+told to expose them (`expose=True`, `agentotel ui --expose`), and says so on stderr when it does. Whatever the
+address, a request is answered only when its Host names localhost, a loopback address, the address the request
+reached, or a name allowed by `allow_hosts` (`--allow-host`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import socket
 import sys
 import threading
 import webbrowser
@@ -26,7 +33,7 @@ from . import _clock as clock
 from . import semconv as sc
 from .model import END_STATES, Session
 from .replay.html import asset, content_security_policy, fill_template, format_duration, html_text, render_html
-from .replay.text import format_cost
+from .replay.text import format_cost, printable
 from .sources import SessionSummary
 
 log = logging.getLogger("agentotel")
@@ -55,7 +62,32 @@ SORTS = ("start", "cost", "duration", "name")
 MAX_ROWS = 1000
 """Longest list a page shows (the count of all matches is still given)."""
 
-_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+"""Host names answered whatever the address listened on."""
+
+
+class UIError(Exception):
+    """The server cannot start as asked (an address not loopback without `expose`, a port in use): one line."""
+
+
+def is_loopback(address: str) -> bool:
+    """Whether `address` (an IP address as bound, or `localhost`) reaches this machine only."""
+    if address.strip().lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]").split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def host_of(header: str | None) -> str:
+    """The host a `Host` header names, lowercased, without its port, brackets or a trailing dot (`""` for none)."""
+    value = (header or "").strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else ""
+    if value.count(":") == 1:
+        value = value.split(":", 1)[0]
+    return value.rstrip(".")
 
 
 # --- selecting sessions -----------------------------------------------------------------------------------------
@@ -309,12 +341,53 @@ class UIServer(ThreadingHTTPServer):
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
         load_session: SessionLoader | None = None,
+        *,
+        expose: bool = False,
+        allow_hosts: Iterable[str] = (),
     ) -> None:
+        """Binds `host:port`. Raises `UIError` when the address is not loopback and `expose` is not set (checked
+        once bound, before listening: a name is judged by the address it resolved to), or cannot be bound."""
         self.sessions_provider = sessions_provider
         self.load_session = load_session
         # Requests are answered on threads, but a source need not be thread-safe: one reads at a time.
         self._read_lock = threading.Lock()
-        super().__init__((host, port), _Handler)
+        self.address_family = _family(host, port)
+        try:
+            super().__init__((host, port), _Handler, bind_and_activate=False)
+        except OSError as error:
+            raise UIError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+        self._bind(host, port)
+        self.exposed = not is_loopback(self.address)
+        if self.exposed and not expose:
+            self.server_close()
+            raise UIError(
+                f"{host} ({self.address}) is not a loopback address: every session, prompts and completions "
+                "included, would be served without a password to whoever reaches it; add --expose to do so anyway"
+            )
+        bound: set[str] = set() if self.address in ("0.0.0.0", "::") else {self.address.lower()}
+        self.allowed_hosts: frozenset[str] = LOOPBACK_NAMES | bound | ({host_of(name) for name in allow_hosts} - {""})
+        """Host names answered besides the address a request reached."""
+        self._activate(host, port)
+
+    def _bind(self, host: str, port: int) -> None:
+        try:
+            self.server_bind()
+        except (OSError, OverflowError) as error:
+            self.server_close()
+            reason = getattr(error, "strerror", None) or str(error)
+            raise UIError(f"cannot listen on {host}:{port}: {reason}") from None
+
+    def _activate(self, host: str, port: int) -> None:
+        try:
+            self.server_activate()
+        except OSError as error:
+            self.server_close()
+            raise UIError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+
+    @property
+    def address(self) -> str:
+        """The IP address listened on (`0.0.0.0` or `::` for every interface)."""
+        return str(self.server_address[0])
 
     @property
     def url(self) -> str:
@@ -337,6 +410,15 @@ class UIServer(ThreadingHTTPServer):
         return next((s for s in self.sessions() if isinstance(s, Session) and s.id == session_id), None)
 
 
+def _family(host: str, port: int) -> socket.AddressFamily:
+    """IPv4 unless the host has only IPv6 addresses (`::1`, `::`): the server's socket is made before binding."""
+    try:
+        families = {info[0] for info in socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)}
+    except (OSError, OverflowError, UnicodeError):
+        return socket.AF_INET  # binding says what is wrong
+    return socket.AF_INET if socket.AF_INET in families or not families else socket.AF_INET6
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: UIServer
     server_version = "agentotel-ui"
@@ -345,12 +427,14 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._get()
         except Exception as exc:
-            log.warning("agentotel ui: could not answer %s: %s", self.path, exc, exc_info=True)
+            log.warning(
+                "agentotel ui: could not answer %s: %s", printable(self.path), printable(str(exc)), exc_info=True
+            )
             self._send(HTTPStatus.INTERNAL_SERVER_ERROR, _message_page("Error", f"{type(exc).__name__}: {exc}"))
 
     def _get(self) -> None:
         if not self._host_allowed():
-            page = _message_page("Wrong host", "This server answers requests for loopback names only.")
+            page = _message_page("Wrong host", "This server answers requests for its own names only (--allow-host).")
             self._send(HTTPStatus.MISDIRECTED_REQUEST, page)
             return
         url = urlsplit(self.path)
@@ -373,15 +457,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.NOT_FOUND, _message_page("Not found", f"Nothing at {path}."))
 
     def _host_allowed(self) -> bool:
-        """On a loopback address, only requests naming a loopback host: a page on another site that rebinds its
-        name to 127.0.0.1 sends its own name and is refused."""
-        bound = str(self.server.server_address[0])
-        if bound not in _LOOPBACK:
+        """Only requests naming a host of the allow-list, or the address this connection reached (a browser sends
+        it when the page was opened by address): a page on another site that rebinds its name to this server's
+        address sends its own name, and is refused, on loopback as on any other address."""
+        host = host_of(self.headers.get("Host"))
+        if not host:
+            return False
+        if host in self.server.allowed_hosts:
             return True
-        host = (self.headers.get("Host") or "").strip().lower()
-        if host.startswith("["):
-            return host[: host.find("]") + 1] in _LOOPBACK
-        return host.rsplit(":", 1)[0] in _LOOPBACK
+        try:
+            reached = str(self.connection.getsockname()[0])
+        except OSError:
+            return False
+        return host == reached.lower() or host == reached.lower().removeprefix("::ffff:")
 
     def _send(self, status: HTTPStatus, body: str, content_type: str = "text/html") -> None:
         data = body.encode("utf-8", "replace")
@@ -404,9 +492,13 @@ def make_server(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     load_session: SessionLoader | None = None,
+    *,
+    expose: bool = False,
+    allow_hosts: Iterable[str] = (),
 ) -> UIServer:
-    """A server for `sessions_provider` bound to `host:port` (port 0: any free port), not yet serving."""
-    return UIServer(sessions_provider, host, port, load_session)
+    """A server for `sessions_provider` bound to `host:port` (port 0: any free port), not yet serving. Raises
+    `UIError` (see `UIServer`)."""
+    return UIServer(sessions_provider, host, port, load_session, expose=expose, allow_hosts=allow_hosts)
 
 
 def start_in_thread(
@@ -414,9 +506,12 @@ def start_in_thread(
     host: str = DEFAULT_HOST,
     port: int = 0,
     load_session: SessionLoader | None = None,
+    *,
+    expose: bool = False,
+    allow_hosts: Iterable[str] = (),
 ) -> UIServer:
-    """A server answering from a daemon thread; `server.shutdown()` stops it."""
-    server = make_server(sessions_provider, host, port, load_session)
+    """A server answering from a daemon thread; `server.shutdown()` stops it. Raises `UIError`."""
+    server = make_server(sessions_provider, host, port, load_session, expose=expose, allow_hosts=allow_hosts)
     threading.Thread(target=server.serve_forever, name="agentotel-ui", daemon=True).start()
     return server
 
@@ -428,14 +523,28 @@ def serve(
     port: int = DEFAULT_PORT,
     load_session: SessionLoader | None = None,
     open_browser: bool = False,
+    expose: bool = False,
+    allow_hosts: Iterable[str] = (),
 ) -> None:
-    """Serves the sessions list and replays until interrupted (Ctrl-C), printing the URL to stderr.
+    """Serves the sessions list and replays until interrupted (Ctrl-C), printing the URL to stderr, and a warning
+    when the address is not loopback (which needs `expose`). Raises `UIError` when it cannot start.
 
     `sessions_provider` gives the sessions to list (full sessions, or a source's summaries); `load_session` gives
     the one a replay page shows, by id (by default it is looked up among the provider's sessions).
     """
-    server = make_server(sessions_provider, host, port, load_session)
-    print(f"agentotel ui: {server.url}  (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    server = make_server(sessions_provider, host, port, load_session, expose=expose, allow_hosts=allow_hosts)
+    if server.exposed:
+        names = ", ".join(sorted(server.allowed_hosts))
+        print(
+            printable(
+                f"agentotel ui: warning: listening on {server.address}, not loopback: whoever reaches port "
+                f"{server.server_port} reads every session, prompts and completions included, with no password "
+                f"(answering Host {names} or the address reached; more with --allow-host)"
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
+    print(printable(f"agentotel ui: {server.url}  (Ctrl-C to stop)"), file=sys.stderr, flush=True)
     if open_browser:
         webbrowser.open(server.url)
     try:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
+from .. import semconv as sc
 from ..model import FAIL, KIND_ACTION, KIND_AGENT, KIND_LLM, KIND_OPERATION, KIND_SESSION, KIND_TOOL, Event
 
 if TYPE_CHECKING:
@@ -12,6 +14,34 @@ if TYPE_CHECKING:
 
 PROBLEM_MARK = "← PROBLEM"
 _INDENT = "           "
+
+# What a terminal acts on rather than shows: C0 controls (ESC starts window-title, clipboard (OSC 52) and erase
+# sequences; CR and BS overwrite what came before), DEL, C1 controls (U+009B is a one-character CSI), the line and
+# paragraph separators (`str.splitlines` breaks lines there), and the bidi controls that make text read backwards.
+_OTHER_CONTROLS = "\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNPRINTABLE = re.compile(f"[\x00-\x1f{_OTHER_CONTROLS}]")
+_UNPRINTABLE_BUT_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f{_OTHER_CONTROLS}]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """`text` safe to write to a terminal: every control character shown as its escape (`\\x1b`, `\\r`,
+    `\\u202e`) rather than acted on, so that a name, tag, tool name, error or backend message can neither move the
+    cursor, erase or overwrite a line, set the window title, write the clipboard nor reorder what is read. A line
+    break stays one only with `keep_newlines`. Never raises for a `str`."""
+    pattern = _UNPRINTABLE_BUT_NEWLINE if keep_newlines else _UNPRINTABLE
+    if pattern.search(text) is None:
+        return text
+    return pattern.sub(_escape, text)
+
+
+def _escape(found: re.Match[str]) -> str:
+    char = found.group()
+    named = _NAMED_ESCAPES.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def format_offset(seconds: float) -> str:
@@ -181,6 +211,8 @@ def render_text(session: Session, *, width: int = 100) -> str:
             lines.append(f"{_INDENT}{pad}Ended: {_short(str(event.error), text_width)}")
         elif event.error is not None:
             lines.append(f"{_INDENT}{pad}Error: {_short(str(event.error), text_width)}")
+        elif event.attributes.get(sc.AGENTOTEL_STEP_CANCELLED) is True:
+            lines.append(f"{_INDENT}{pad}Cancelled: it did not complete")
     if session.ended:
         end_offset = format_offset(((session.end_ns or session.start_ns) - session.start_ns) / 1e9)
         if session.end_state == FAIL and first_error is not None and first_error.error is not None:
@@ -189,4 +221,5 @@ def render_text(session: Session, *, width: int = 100) -> str:
         else:
             reason = f" ({session.end_state_reason})" if session.end_state_reason else ""
             lines.append(f"{end_offset}  Session ended: {session.end_state}{reason}")
-    return "\n".join(lines)
+    # Each entry is one line: a field's own line breaks and controls are shown escaped, never acted on.
+    return "\n".join(printable(line) for line in lines)

@@ -1,9 +1,17 @@
 """The small HTTP client the backend sources share: stdlib `urllib`, a timeout on every request, a cap on the
 size of an answer, and every network fault turned into a one-line `SourceError`.
 
+The timeout bounds a whole request: connecting, the TLS handshake, the headers, the body and any redirect, however
+slowly the server trickles them (when it runs out, the request's sockets are shut down, which ends a read blocked
+on them). Redirects are followed within the origin (scheme, host, port) the source location names only: the
+location's credentials (Basic auth, a bearer token, a tenant header) are for that server, so a redirect to another
+origin is refused with one line naming it, rather than followed with them, or without them to a misleading 401.
+
 Faults and their messages (`what` is the backend's name, `where` the server without credentials):
 - refused / unknown host / no route: "cannot reach Jaeger at http://host:16686: connection refused";
 - timeout: "Jaeger at http://host:16686 did not answer within 10 s (GET /api/v3/traces/...)";
+- a redirect to another origin: "Jaeger at http://host:16686 redirected GET /api/... to http://other:80, another
+  server: ...";
 - 5xx: "Jaeger at http://host:16686 failed: HTTP 503 Service Unavailable for GET /api/... (<its message>)";
 - other 4xx (but 404, which callers may expect): the same shape, "refused the request";
 - an answer that is not JSON: "... answered GET /api/... with malformed JSON (...)"; an HTML page is named as such
@@ -15,17 +23,22 @@ Faults and their messages (`what` is the backend's name, `where` the server with
 from __future__ import annotations
 
 import base64
+import contextvars
+import http.client
 import json
+import math
 import os
 import socket
 import ssl
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.client import HTTPException, HTTPResponse
-from typing import Any
+from http.client import HTTPException, HTTPMessage, HTTPResponse
+from typing import IO, Any
 
 from . import SourceError
 
@@ -39,12 +52,15 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT = 10.0
-"""Seconds a request may take (connect and each read); `AGENTOTEL_SOURCE_TIMEOUT` or `?timeout=` change it."""
+"""Seconds a request may take, all of it (connect, headers, body, redirects); `AGENTOTEL_SOURCE_TIMEOUT` or
+`?timeout=` change it."""
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 """The largest answer read; `AGENTOTEL_SOURCE_MAX_BYTES` or `?max_bytes=` change it."""
 
 _CHUNK = 1024 * 1024
+_MAX_TIMEOUT = 86400.0
+"""A day: a longer socket timeout overflows some platforms' time types."""
 _BODY_EXCERPT = 160
 
 Params = Mapping[str, "str | int | float | Sequence[str] | None"]
@@ -137,6 +153,162 @@ class Reply:
         return "html" in content_type or self.body.lstrip()[:1] == b"<"
 
 
+# --- a deadline for the whole request ------------------------------------------------------------------------------
+
+
+class _Deadline:
+    """The time one request has left, and the sockets it opened: when it runs out (a timer thread), they are shut
+    down, which ends a read blocked on them however slowly a server trickles bytes. Never raises."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._at = time.monotonic() + seconds
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    @property
+    def over(self) -> bool:
+        """The time is up (the sockets are shut down, or about to be)."""
+        return self._expired or time.monotonic() >= self._at
+
+    @property
+    def expired(self) -> bool:
+        """The sockets were shut down: an answer read since may be cut short, whatever it looks like."""
+        return self._expired
+
+    def left(self) -> float:
+        """Seconds left (a little above 0 once over: a socket timeout of 0 would mean non-blocking)."""
+        return max(0.001, self._at - time.monotonic())
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut `sock` down when the time runs out. A duplicate is kept, not `sock` itself: shutting the connection
+        down through it works whatever `sock` became (TLS wraps a socket by taking its descriptor over)."""
+        try:
+            duplicate = sock.dup()
+        except OSError:
+            return
+        with self._lock:
+            self._sockets.append(duplicate)
+            expired = self._expired
+        if expired:
+            _shutdown(duplicate)
+
+    def close(self) -> None:
+        """The request is over: stop the timer and let go of the duplicates."""
+        self._timer.cancel()
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _expire(self) -> None:
+        with self._lock:
+            self._expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+_DEADLINE: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar("agentotel_http_deadline", default=None)
+"""The deadline of the request the current thread is making (`urllib` makes it in the caller's thread)."""
+
+
+def _create_connection(address: tuple[str, int], timeout: Any, source_address: Any = None) -> socket.socket:
+    """`socket.create_connection`, given only the time the request has left, its socket watched by the deadline."""
+    deadline = _DEADLINE.get()
+    if deadline is not None:
+        timeout = deadline.left()
+    sock = socket.create_connection(address, timeout, source_address)
+    if deadline is not None:
+        deadline.watch(sock)
+    return sock
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _create_connection
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _create_connection
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_HTTPConnection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def do_open(self, http_class: Any, req: urllib.request.Request, **kwargs: Any) -> http.client.HTTPResponse:
+        return super().do_open(
+            _HTTPSConnection if http_class is http.client.HTTPSConnection else http_class, req, **kwargs
+        )
+
+
+# --- redirects within the origin ---------------------------------------------------------------------------------
+
+
+class _Redirected(Exception):
+    """A redirect to another origin, not followed."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(target)
+        self.target = target
+
+
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, the port given even when the URL leaves it out. Never raises."""
+    split = urllib.parse.urlsplit(url)
+    scheme = split.scheme.lower()
+    try:
+        port = split.port
+    except ValueError:
+        port = None
+    return scheme, (split.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect (with the request's headers, credentials included) only to the origin of the source's
+    location; any other raises `_Redirected`."""
+
+    def __init__(self, base_url: str) -> None:
+        self.origin = origin_of(base_url)
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if origin_of(newurl) != self.origin:
+            fp.close()
+            raise _Redirected(newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+# --- the client ------------------------------------------------------------------------------------------------------
+
+
 class HttpClient:
     """GETs JSON from one backend. Every method raises `SourceError` (one line) for a fault; none retries."""
 
@@ -162,7 +334,11 @@ class HttpClient:
         self._headers.update(headers or {})
         # Never through a proxy for a loopback backend: a proxy set for the internet must not swallow localhost.
         host = urllib.parse.urlsplit(location.base_url).hostname or ""
-        handlers: list[urllib.request.BaseHandler] = []
+        handlers: list[urllib.request.BaseHandler] = [
+            _HTTPHandler(),
+            _HTTPSHandler(),
+            _SameOriginRedirects(location.base_url),
+        ]
         if host in ("localhost", "127.0.0.1", "::1"):
             handlers.append(urllib.request.ProxyHandler({}))
         self._opener = urllib.request.build_opener(*handlers)
@@ -184,22 +360,34 @@ class HttpClient:
         if accept:
             headers["Accept"] = accept
         request = urllib.request.Request(url, headers=headers, method="GET")
+        deadline = _Deadline(self.timeout)
+        token = _DEADLINE.set(deadline)
+        try:
+            return self._exchange(request, request_name, deadline)
+        finally:
+            _DEADLINE.reset(token)
+            deadline.close()
+
+    def _exchange(self, request: urllib.request.Request, request_name: str, deadline: _Deadline) -> Reply:
+        """Sends the request and reads the answer whole, within the deadline. Raises `SourceError`."""
         try:
             response = self._opener.open(request, timeout=self.timeout)
         except urllib.error.HTTPError as error:
-            reply = self._read(error, request_name)
+            reply = self._read(error, request_name, deadline)
             if reply.status >= 500:
                 raise SourceError(
                     f"{self.where} failed: HTTP {reply.status} {error.reason} for {request_name}"
                     + (f" ({reply.excerpt()})" if reply.body else "")
                 ) from None
             return reply
+        except _Redirected as redirect:
+            raise SourceError(self._redirect_message(redirect.target, request_name)) from None
         except urllib.error.URLError as error:
-            raise SourceError(self._network_message(error.reason, request_name)) from None
+            raise SourceError(self._network_message(error.reason, request_name, deadline)) from None
         except (OSError, HTTPException) as error:
-            raise SourceError(self._network_message(error, request_name)) from None
+            raise SourceError(self._network_message(error, request_name, deadline)) from None
         with response:
-            return self._read(response, request_name)
+            return self._read(response, request_name, deadline)
 
     def get_json(self, path: str, params: Params | None = None, *, missing_ok: bool = False) -> Any:
         """The JSON answer to `GET path`. A 404 gives `None` when `missing_ok`; any other status that is not
@@ -241,7 +429,7 @@ class HttpClient:
 
     # internals ---------------------------------------------------------------------------------------------------
 
-    def _read(self, response: HTTPResponse | urllib.error.HTTPError, request_name: str) -> Reply:
+    def _read(self, response: HTTPResponse | urllib.error.HTTPError, request_name: str, deadline: _Deadline) -> Reply:
         headers = {name.lower(): value for name, value in response.headers.items()}
         status = int(getattr(response, "status", None) or getattr(response, "code", None) or 0)
         declared = headers.get("content-length", "")
@@ -259,7 +447,9 @@ class HttpClient:
                     raise SourceError(self._too_large(request_name))
                 chunks.append(chunk)
         except (OSError, HTTPException) as error:
-            raise SourceError(self._network_message(error, request_name)) from None
+            raise SourceError(self._network_message(error, request_name, deadline)) from None
+        if deadline.expired:  # a body read until the connection closes looks whole when cut short
+            raise SourceError(self._timeout_message(request_name))
         return Reply(status=status, body=b"".join(chunks), headers=headers, request=request_name)
 
     def _too_large(self, request_name: str) -> str:
@@ -268,9 +458,22 @@ class HttpClient:
             "or raise AGENTOTEL_SOURCE_MAX_BYTES"
         )
 
-    def _network_message(self, reason: object, request_name: str) -> str:
-        if isinstance(reason, (socket.timeout, TimeoutError)) or "timed out" in str(reason):
-            return f"{self.where} did not answer within {self.timeout:g} s ({request_name})"
+    def _timeout_message(self, request_name: str) -> str:
+        return f"{self.where} did not answer within {self.timeout:g} s ({request_name})"
+
+    def _redirect_message(self, target: str, request_name: str) -> str:
+        scheme, host, port = origin_of(target)
+        shown = f"[{host}]" if ":" in host else host
+        return (
+            f"{self.where} redirected {request_name} to {scheme}://{shown}:{port}, another server: not followed, as "
+            "the source's credentials are for the server it names; if the backend is there, name that server in "
+            "the source location"
+        )
+
+    def _network_message(self, reason: object, request_name: str, deadline: _Deadline | None = None) -> str:
+        timed_out = isinstance(reason, (socket.timeout, TimeoutError)) or "timed out" in str(reason)
+        if timed_out or (deadline is not None and deadline.over):
+            return self._timeout_message(request_name)
         if isinstance(reason, ConnectionRefusedError):
             return f"cannot reach {self.where}: connection refused (is it running?)"
         if isinstance(reason, socket.gaierror):
@@ -292,8 +495,10 @@ def _number(location: Location, option: str, env: str) -> float:
         value = float(raw)
     except ValueError:
         raise SourceError(f"{option} must be a number, not {raw!r}") from None
-    if value <= 0:
-        raise SourceError(f"{option} must be above 0, not {raw!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise SourceError(f"{option} must be a number above 0, not {raw!r}")
+    if option == "timeout" and value > _MAX_TIMEOUT:
+        raise SourceError(f"timeout must be at most {_MAX_TIMEOUT:g} s, not {raw!r}")
     return value
 
 

@@ -48,6 +48,8 @@ _FUTURE_SLACK_NS = 60 * 1_000_000_000  # clocks of other hosts may run a little 
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_MAX_LOOKBACK_S = 100 * 365.25 * 86400  # a window reaching back past 1970 has nothing, and overflows dates
+_MAX_SEARCH_LIMIT = 1_000_000
 
 
 def parse_duration(text: str) -> timedelta:
@@ -55,7 +57,10 @@ def parse_duration(text: str) -> timedelta:
     found = _DURATION.match(text)
     if not found:
         raise SourceError(f"lookback must be a duration such as 24h, 7d or 90m, not {text!r}")
-    return timedelta(seconds=float(found.group(1)) * _UNITS[found.group(2) or "s"])
+    seconds = float(found.group(1)) * _UNITS[found.group(2) or "s"]
+    if seconds > _MAX_LOOKBACK_S:
+        raise SourceError(f"lookback must be at most 100 years, not {text!r}")
+    return timedelta(seconds=seconds)
 
 
 def trace_id_of(ref: str) -> str | None:
@@ -103,6 +108,8 @@ class RemoteSource(SpanSource):
             self.search_limit = int(limit) if limit else DEFAULT_SEARCH_LIMIT
         except ValueError:
             raise SourceError(f"limit must be a whole number, not {limit!r}") from None
+        if not 1 <= self.search_limit <= _MAX_SEARCH_LIMIT:
+            raise SourceError(f"limit must be a whole number from 1 to {_MAX_SEARCH_LIMIT:,}, not {limit!r}")
 
     # what a backend answers ----------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Who may see and set a session id across processes (issue 13, item 4): the id goes in W3C baggage only to
 internal hosts (or those `AGENTOTEL_SESSION_BAGGAGE_HOSTS` names), an incoming one can be ignored, a session started
-here is not nested in one only baggage names, and an ended session is never re-opened by spans that name it."""
+here is not nested in one only baggage names, and a span joins a session only inside its trace."""
 
 from __future__ import annotations
 
@@ -127,8 +127,9 @@ def test_an_incoming_session_id_can_be_ignored(monkeypatch: pytest.MonkeyPatch) 
     assert sc.SESSION_ID not in by_name["handle ignore"]
 
 
-def test_a_span_that_starts_after_its_session_ended_joins_none() -> None:
-    """A stale or forged `session.id` naming a session that is over does not re-open it."""
+def test_a_session_id_outside_its_sessions_trace_joins_none() -> None:
+    """Baggage naming a session, sent without that session's trace context (forged, or left over in a client),
+    does not add steps to it, ended or not."""
     trace_id, root_id = "ef" * 16, "0" * 15 + "1"
     root = SpanRecord(
         trace_id,
