@@ -64,6 +64,9 @@ AGENTOTEL_SESSION_USAGE_INPUT_TOKENS: Final = 'agentotel.session.usage.input_tok
 AGENTOTEL_SESSION_USAGE_OUTPUT_TOKENS: Final = 'agentotel.session.usage.output_tokens'
 """Total output tokens of the model calls in the session, nested sessions included."""
 
+AGENTOTEL_STEP_CANCELLED: Final = 'agentotel.step.cancelled'
+"""True when the step did not complete: it was cancelled (asyncio.CancelledError, as asyncio.wait_for timing out raises in it) or interrupted (KeyboardInterrupt, SystemExit). Not an error of the step: its status stays unset and it has no error.type; an error the cancellation causes is recorded where it is raised."""
+
 AGENTOTEL_STEP_KIND: Final = 'agentotel.step.kind'
 """What an agentotel span stands for in the agent's story."""
 
@@ -73,6 +76,12 @@ AGENTOTEL_STEP_KIND_VALUE_LLM: Final = 'llm'
 AGENTOTEL_STEP_KIND_VALUE_TOOL: Final = 'tool'
 AGENTOTEL_STEP_KIND_VALUE_ACTION: Final = 'action'
 AGENTOTEL_STEP_KIND_VALUE_OPERATION: Final = 'operation'
+
+AGENTOTEL_TEST_NODE_ID: Final = 'agentotel.test.node_id'
+"""The pytest node id of the test the session was recorded in, stamped by agentotel's pytest plugin."""
+
+AGENTOTEL_TEST_RUN_ID: Final = 'agentotel.test.run.id'
+"""The test run the session was recorded in: one id for every session of one pytest run, stamped by agentotel's pytest plugin (`--agentotel-run-id` or AGENTOTEL_TEST_RUN_ID names it); `agentotel diff --run A --run B` compares two runs."""
 
 AGENTOTEL_USAGE_COST_AMOUNT: Final = 'agentotel.usage.cost.amount'
 """Cost of one model call, mirroring the proposed gen_ai.usage.cost.amount."""
@@ -445,7 +454,10 @@ AttributeName = Literal[
     'agentotel.session.tool_call.count',
     'agentotel.session.usage.input_tokens',
     'agentotel.session.usage.output_tokens',
+    'agentotel.step.cancelled',
     'agentotel.step.kind',
+    'agentotel.test.node_id',
+    'agentotel.test.run.id',
     'agentotel.usage.cost.amount',
     'agentotel.usage.cost.currency',
     'agentotel.usage.cost.source',

@@ -2,7 +2,11 @@
 
 Each wraps sync, async, generator and async-generator functions (one core, `_wrapping.wrap`) in a span that is a
 child of the current span and belongs to the current session. An exception is recorded on the step's span and
-re-raised unchanged. Arguments and results are recorded only when content capture is on.
+re-raised unchanged. A step cancelled or interrupted (`asyncio.CancelledError` from a task cancelled or an
+`asyncio.wait_for` timing out, `KeyboardInterrupt`, `SystemExit`) is marked `agentotel.step.cancelled` and not
+failed: the step did not complete, but it did not fail either, so it is never the error a session is blamed on
+(the OpenTelemetry SDK records no such exception as an error either). Arguments and results are recorded only when
+content capture is on.
 """
 
 from __future__ import annotations
@@ -84,6 +88,8 @@ class SpanScope:
             if error is not None:
                 if isinstance(error, Exception):
                     record_error(span, error)
+                elif not isinstance(error, GeneratorExit):  # a generator closed early completed as far as asked
+                    span.set_attribute(sc.AGENTOTEL_STEP_CANCELLED, True)
             elif self._result_key is not None and settings.capture_content:
                 set_content(span, self._result_key, result)
             span.end(clock.now_ns())

@@ -13,6 +13,7 @@ compares them) and the error messages for what is not OTLP.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgspec
@@ -252,22 +253,43 @@ def _record(span: Span, service_name: str | None, memo: _Memo) -> SpanRecord:
     )
 
 
-def _documents(data: bytes) -> list[TracesDocument]:
-    """The file as one document, else as one document per line (JSON Lines)."""
+def _documents(data: bytes) -> tuple[list[TracesDocument], int | None]:
+    """The file as one document, else as one document per line (JSON Lines); and the number of its last line when
+    that one was left out as incomplete (not JSON, no line break after it), as `otlp_json` does."""
     try:
-        return [_decoder.decode(data)]
+        return ([_decoder.decode(data)], None)
     except msgspec.DecodeError:
-        lines = [line for line in data.splitlines() if line.strip()]
-        if len(lines) <= 1:
+        lines = data.splitlines()
+        numbered = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+        if len(numbered) <= 1:
             raise
-        return [_decoder.decode(line) for line in lines]
+        skipped = None
+        if data[-1:] not in (b"\n", b"\r") and numbered[-1][0] == len(lines) and not _is_json(numbered[-1][1]):
+            skipped = numbered.pop()[0]
+        return ([_decoder.decode(line) for _, line in numbered], skipped)
+
+
+def _is_json(line: bytes) -> bool:
+    """Whether the line is JSON, as the general reader decides it (`json`, not `msgspec`: `NaN` is JSON to it).
+    Raises `RecursionError` for one nested too deeply to tell."""
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
 
 
 def read_typed(data: bytes) -> list[SpanRecord] | None:
     """The span records of an OTLP JSON or JSON Lines file's bytes, or `None` when the file is not of the usual
     shape (the general reader then reads it, and explains what is wrong with it). Never raises."""
+    read = read_typed_lines(data)
+    return None if read is None else read[0]
+
+
+def read_typed_lines(data: bytes) -> tuple[list[SpanRecord], int | None] | None:
+    """`read_typed`, and the number of the last line when it was left out as incomplete. Never raises."""
     try:
-        documents = _documents(data.removeprefix(b"\xef\xbb\xbf"))
+        documents, skipped = _documents(data.removeprefix(b"\xef\xbb\xbf"))
         memo = _Memo()
         records: list[SpanRecord] = []
         append = records.append
@@ -279,6 +301,6 @@ def read_typed(data: bytes) -> list[SpanRecord] | None:
                 for scope_spans in resource_spans.scope_spans:
                     for span in scope_spans.spans:
                         append(_record(span, service_name, memo))
-        return records
+        return (records, skipped)
     except Exception:  # not the usual shape (or a fault here): the general reader reads it, or says what is wrong
         return None

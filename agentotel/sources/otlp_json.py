@@ -7,6 +7,9 @@ What the encoding says, and what is accepted beyond it because real files differ
 - 64-bit integers (times, int attribute values) may be strings or numbers;
 - field names are lowerCamelCase (`resourceSpans`; the proto names `resource_spans` are accepted too, and the
   old `instrumentationLibrarySpans`).
+
+A JSON Lines file whose last line is incomplete (not JSON, no line break after it: a Collector still writing it) is
+read without that line, with one warning; an incomplete line anywhere else is an error naming it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -26,6 +30,8 @@ from ..records import ExceptionInfo, SpanRecord, with_event_content
 from . import RecordsSource, SourceError
 
 __all__ = ["OtlpJsonSource", "read_otlp_json", "records_from_otlp_json"]
+
+log = logging.getLogger("agentotel")
 
 _KINDS = {0: "INTERNAL", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
 _STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
@@ -513,8 +519,54 @@ def _documents(text: str) -> list[tuple[int | None, Any]]:
     return documents
 
 
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+"""Where `str.splitlines` (and so `_documents`) splits lines."""
+
+
+def _without_incomplete_last_line(text: str) -> tuple[str, int] | None:
+    """(the text before its last line, that line's number) when the last line is incomplete, as a writer still
+    writing it leaves it: not JSON, no line break after it, a line with something in it before it. `None` for any
+    other text."""
+    if not text or text[-1] in _LINE_BREAKS:
+        return None
+    cut = max(text.rfind(mark) for mark in _LINE_BREAKS)
+    if cut < 0:
+        return None
+    head, last = text[: cut + 1], text[cut + 1 :]
+    if not head.strip() or not last.strip():
+        return None
+    try:
+        json.loads(last)
+    except RecursionError:
+        return None  # too deep to tell: left to the error it makes
+    except ValueError:
+        return (head, len(head.splitlines()) + 1)
+    return None
+
+
+def _complete_documents(text: str, error: _BadDocument) -> tuple[list[tuple[int | None, Any]], int]:
+    """The documents of every line but the last, and the last line's number, when `_documents(text)` failed on an
+    incomplete last line only (`_without_incomplete_last_line`); otherwise raises `error`, what it failed with."""
+    trimmed = _without_incomplete_last_line(text)
+    if trimmed is None:
+        raise error
+    try:
+        return (_documents(trimmed[0]), trimmed[1])
+    except _BadDocument:
+        raise error from None
+
+
+def _warn_incomplete(path: Path, line: int) -> None:
+    log.warning(
+        "agentotel read %s without its last line (line %d), which is incomplete: a writer may still be writing it",
+        path,
+        line,
+    )
+
+
 def read_otlp_json(path: str | Path) -> list[SpanRecord]:
-    """Span records of an OTLP JSON or JSON Lines file. Raises `SourceError` with a one-line message."""
+    """Span records of an OTLP JSON or JSON Lines file. Raises `SourceError` with a one-line message. An incomplete
+    last line of JSON Lines is left out, with one warning (see the module's docstring)."""
     path = Path(path)
     if _read_typed is not None:  # the `fast` extra: typed decoding of files of the usual shape
         try:
@@ -524,16 +576,22 @@ def read_otlp_json(path: str | Path) -> list[SpanRecord]:
         with paused_gc():
             typed = _read_typed(data)
         if typed is not None:
-            return typed
+            if typed[1] is not None:
+                _warn_incomplete(path, typed[1])
+            return typed[0]
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
         raise SourceError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
     records: list[SpanRecord] = []
     memo = _Memo()
+    skipped: int | None = None
     try:
         with paused_gc():  # millions of small acyclic objects: no collection while they are made (`_gc.py`)
-            documents = _documents(text)
+            try:
+                documents = _documents(text)
+            except _BadDocument as error:
+                documents, skipped = _complete_documents(text, error)
             for number, document in documents:
                 try:
                     _records_into(records, document, memo)
@@ -546,16 +604,18 @@ def read_otlp_json(path: str | Path) -> list[SpanRecord]:
             document = None
     except _BadDocument as error:
         raise SourceError(f"{path} is not an OTLP JSON traces file: {error}") from None
+    if skipped is not None:
+        _warn_incomplete(path, skipped)
     return records
 
 
-def _typed_reader() -> Callable[[bytes], list[SpanRecord] | None] | None:
-    """`_otlp_typed.read_typed` when `msgspec` (the `fast` extra) is installed, else `None`."""
+def _typed_reader() -> Callable[[bytes], tuple[list[SpanRecord], int | None] | None] | None:
+    """`_otlp_typed.read_typed_lines` when `msgspec` (the `fast` extra) is installed, else `None`."""
     try:
-        from ._otlp_typed import read_typed
+        from ._otlp_typed import read_typed_lines
     except ImportError:
         return None
-    return read_typed
+    return read_typed_lines
 
 
 _read_typed = _typed_reader()
