@@ -106,12 +106,14 @@ def set_status_on_ending(span: Span, status: Any) -> None:
         log.debug("Could not set the status of an ending span", exc_info=True)
 
 
+_ERROR = StatusCode.ERROR
+
+
 def may_hold_errors(span: Span) -> bool:
     """Whether a span has events or an ERROR status: where error text lives. Cheap (this is asked of every
     span); never raises (`True` when it cannot tell)."""
     try:
-        events: Any = span._events
-        status: Any = span._status
-        return bool(events) or status.status_code is StatusCode.ERROR
-    except Exception:
+        sdk_span: Any = span
+        return bool(sdk_span._events._dq) or sdk_span._status.status_code is _ERROR
+    except AttributeError:
         return True

@@ -18,7 +18,7 @@ from .conventions import kind_of
 from .live import SessionRegistry, registry
 from .pricing import cost_attributes, cost_of_attributes
 from .records import record_from_span, span_attributes
-from .redaction import RedactionSpanProcessor, guard_error_text, strip_foreign_content
+from .redaction import RedactionSpanProcessor, guard_error_text, is_agentotel_span, strip_foreign_content
 
 log = logging.getLogger("agentotel")
 
@@ -226,7 +226,7 @@ class AgentotelSpanProcessor(SpanProcessor):
                 self.redaction._on_ending(span)
             except Exception:
                 log.debug("Could not redact a span", exc_info=True)
-        else:
+        elif not is_agentotel_span(span):  # agentotel's own spans hold no content with capture off
             strip_foreign_content(span)
         guard_error_text(span)
         try:

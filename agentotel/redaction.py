@@ -251,6 +251,19 @@ def _events_of(span: Any) -> tuple[Any, ...]:
         return ()
 
 
+_content_key_cache: dict[str, bool] = {}
+"""Attribute name -> whether it holds content: other libraries' spans repeat the same names, and a dict lookup is a
+fraction of the prefix test it saves. Bounded (`_CONTENT_KEY_CACHE_LIMIT`): past it, names are tested each time."""
+_CONTENT_KEY_CACHE_LIMIT = 4096
+
+
+def _learn_content_key(key: str) -> bool:
+    found = is_content_key(key)
+    if len(_content_key_cache) < _CONTENT_KEY_CACHE_LIMIT:
+        _content_key_cache[key] = found
+    return found
+
+
 def strip_foreign_content(span: Span) -> None:
     """With content capture off: removes the content attributes and content events another instrumentation put on
     an ending span (agentotel's own spans have none then). Never raises: a span whose content cannot be removed
@@ -259,10 +272,11 @@ def strip_foreign_content(span: Span) -> None:
         if is_agentotel_span(span) or _content_kept_for(span):
             return
         attributes = span_attributes(span)
-        keys = [key for key in attributes if is_content_key(key)]
+        known = _content_key_cache
+        keys = [key for key in attributes if (known[key] if key in known else _learn_content_key(key))]
         if keys:
             drop_attributes_on_ending(span, keys)
-        if any(is_content_event(event.name) for event in _events_of(span)):
+        if may_hold_errors(span) and any(is_content_event(event.name) for event in _events_of(span)):
             rewrite_events_on_ending(span, lambda event: None if is_content_event(event.name) else event)
     except Exception:
         log.debug("Could not remove the content of a span", exc_info=True)
@@ -323,13 +337,16 @@ def guard_error_text(span: Span) -> None:
     on, redaction runs on it as on content (the hook sees `exception.message`, `exception.stacktrace`,
     `status.description`, `agentotel.session.end_state_reason`). For every span, whoever made it. Never raises."""
     try:
+        if not may_hold_errors(span):
+            attributes = span_attributes(span)
+            if _REASON not in attributes:
+                return  # most spans: no events, not failed, no session's reason
+        else:
+            attributes = span_attributes(span)
         capture = settings.capture_content
         if capture and not redaction.active:
             return
-        attributes = span_attributes(span)
         reason = attributes.get(_REASON)
-        if reason is None and not may_hold_errors(span):
-            return  # most spans: no events, not failed
         if isinstance(reason, str):
             kept = _guarded(_REASON, reason, capture)
             if kept is None:

@@ -124,3 +124,29 @@ def test_otel_variables_configure_service_and_exporters(tmp_path: Path) -> None:
         OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
     )
     assert out == {"service": "support-bot", "team": "agents", "exporters": ["ConsoleSpanExporter", "OTLPSpanExporter"]}
+
+
+def test_init_imports_no_client_sdk_and_instruments_one_when_the_app_imports_it() -> None:
+    """`init()` costs what agentotel costs, not the SDKs' import time (anthropic alone is seconds): each client SDK
+    is instrumented when the app imports it."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import sys
+        import agentotel
+        agentotel.init()
+        print(sorted(m for m in ("openai", "anthropic", "agents", "langchain_core", "crewai") if m in sys.modules))
+        import openai
+        from openai.resources.chat.completions.completions import Completions
+        print(type(vars(Completions)["create"]).__name__)
+        """
+    )
+    env = {"PATH": "/usr/bin:/bin", "AGENTOTEL_STORE": "off"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    imported, wrapper = result.stdout.strip().splitlines()
+    assert imported == "[]"
+    assert wrapper == "FunctionWrapper", "openai is instrumented once the app imports it"

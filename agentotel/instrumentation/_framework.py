@@ -66,6 +66,7 @@ class FrameworkInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     _enabled = False
     _applied = False
     _hooked = False
+    _options: dict[str, Any] = {}  # replaced per instance by `_instrument`
     _lock: ClassVar[threading.Lock]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -77,6 +78,7 @@ class FrameworkInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         self._enabled = True
+        self._options = kwargs  # what `instrument()` was given (`tracer_provider=`, ...), for `apply`
         module = sys.modules.get(self.module_name)
         if module is not None:
             self._apply_once(module)

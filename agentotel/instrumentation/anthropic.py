@@ -9,6 +9,7 @@ Two ways, chosen by what the installed SDK can do:
   async twins and the beta messages' (`client.beta.messages`) are wrapped (`_anthropic_wrappers`) and make
   `chat {model}` spans like agentotel's OpenAI ones.
 
+The SDK is instrumented when the app imports it (at once when it already has: `init()` never imports it).
 `instrument(native=False)` forces the wrappers on an SDK that traces itself; its clients should then be made with
 `open_telemetry=False`, or each call is recorded twice. `uninstrument()` restores exactly what was there.
 Neither method raises into the caller.
@@ -17,15 +18,14 @@ Neither method raises into the caller.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
-from typing import Any
+from types import ModuleType
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from .._version import __version__
 from ._anthropic_native import NativeContentMode, has_native_tracing
 from ._anthropic_wrappers import unwrap_messages, wrap_messages
+from ._framework import FrameworkInstrumentor
 
 log = logging.getLogger("agentotel")
 
@@ -35,26 +35,27 @@ MODE_NATIVE = "native"
 MODE_WRAPPED = "wrapped"
 
 
-class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class AnthropicInstrumentor(FrameworkInstrumentor):
     """Instruments the anthropic SDK; see the module docstring. A singleton, as every `BaseInstrumentor`.
 
     `instrument()` accepts `tracer_provider=` (for the wrapped mode's spans; the SDK's native spans use its own
     `open_telemetry` option) and `native=` (`None`: detect, the default).
     """
 
+    module_name = "anthropic"
+    requirements = _INSTRUMENTS
+
     _mode: str | None = None
     _content_mode: NativeContentMode | None = None
     _wrapped: list[tuple[type, str]] | None = None
-
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return _INSTRUMENTS
 
     @property
     def mode(self) -> str | None:
         """`"native"`, `"wrapped"`, or `None` when not instrumented."""
         return self._mode
 
-    def _instrument(self, **kwargs: Any) -> None:
+    def apply(self, module: ModuleType) -> None:
+        kwargs = self._options
         try:
             native = kwargs.get("native")
             if native is None:
@@ -71,7 +72,7 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         except Exception:
             log.debug("Could not instrument the anthropic SDK", exc_info=True)
 
-    def _uninstrument(self, **kwargs: Any) -> None:
+    def remove(self) -> None:
         try:
             content_mode, self._content_mode = self._content_mode, None
             if content_mode is not None:

@@ -23,19 +23,20 @@ from __future__ import annotations
 import contextvars
 import importlib
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import wrapt
 from opentelemetry import context, trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import Tracer
 
 from .. import semconv as sc
 from .._version import __version__
 from . import _openai_attributes as attributes
+from ._framework import FrameworkInstrumentor
 from ._genai import Accumulator, LLMCall, field, recorder_of, server_attributes, text
 from ._openai_results import is_raw_response, proxy_stream, wrap_raw_response
 
@@ -342,15 +343,16 @@ def _owner(module_name: str, class_name: str, method: str) -> Any:
     return owner if owner is not None and method in vars(owner) else None
 
 
-class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Traces the `openai` SDK's model calls. `instrument()` wraps the SDK's methods; `uninstrument()` puts the
-    original functions back."""
+class OpenAIInstrumentor(FrameworkInstrumentor):
+    """Traces the `openai` SDK's model calls. `instrument()` wraps the SDK's methods when the app imports `openai`
+    (at once when it already has: `init()` never imports the SDK itself); `uninstrument()` puts the original
+    functions back."""
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return ("openai >= 1.50",)
+    module_name = "openai"
+    requirements = ("openai >= 1.50",)
 
-    def _instrument(self, **kwargs: Any) -> None:
-        tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
+    def apply(self, module: ModuleType) -> None:
+        tracer = trace.get_tracer(__name__, __version__, tracer_provider=self._options.get("tracer_provider"))
         wrapped: list[tuple[Any, str]] = []
         for module_name, class_name, method, operation, is_async in METHODS:
             owner = _owner(module_name, class_name, method)
@@ -367,7 +369,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             wrapped.append((owner, "close"))
         self._agentotel_wrapped = wrapped
 
-    def _uninstrument(self, **kwargs: Any) -> None:
+    def remove(self) -> None:
         for owner, method in getattr(self, "_agentotel_wrapped", ()):
             unwrap(owner, method)
         self._agentotel_wrapped = []
