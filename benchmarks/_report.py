@@ -13,6 +13,11 @@ from _harness import median
 KINDS = ("plain", "stream")
 README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"
+FRAMEWORKS_START = "<!-- frameworks:start -->"
+FRAMEWORKS_END = "<!-- frameworks:end -->"
+FRAMEWORK_ORDER = {
+    framework: i for i, framework in enumerate(("langchain", "openai-agents", "pydantic-ai", "crewai", "google-adk"))
+}
 PEER_ORDER = {
     peer: i
     for i, peer in enumerate(("agentotel", "otel-openai-v2", "traceloop", "openinference", "openlit", "agentops"))
@@ -159,6 +164,130 @@ def step_rows(results: Sequence[Sequence[dict[str, Any]]], missing: Sequence[dic
     return {"rows": rows}
 
 
+def _ratios_to_openinference(rows: list[dict[str, Any]], added: str) -> None:
+    """Sets `ratio_to_openinference` on every measured row: its `added` divided by the OpenInference row's of the
+    same framework and content mode (None when that one is missing or added nothing)."""
+    theirs = {
+        (r["framework"], r["content"]): r.get(added)
+        for r in rows
+        if r["peer"] == "openinference" and r["status"] == "ok"
+    }
+    for r in rows:
+        if r["status"] != "ok":
+            continue
+        other = theirs.get((r["framework"], r["content"]))
+        value = r.get(added)
+        r["ratio_to_openinference"] = (
+            round(value / other, 2) if value is not None and other is not None and other > 0 else None
+        )
+
+
+def _framework_missing_rows(missing: Sequence[dict[str, Any]], modes: Sequence[str]) -> list[dict[str, Any]]:
+    return [
+        {"framework": entry["framework"], "peer": peer, "content": mode, **entry}
+        for entry in missing
+        for peer in ("agentotel", "openinference")
+        for mode in modes
+    ]
+
+
+def _framework_order(row: dict[str, Any]) -> tuple[int, str, int]:
+    return (FRAMEWORK_ORDER.get(row["framework"], 99), row["content"], 0 if row["peer"] == "agentotel" else 1)
+
+
+def framework_rows(
+    jobs: Sequence[Any], results: Sequence[Sequence[dict[str, Any]]], missing: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """Framework rows: for each framework, peer and content mode, the CPU µs one tool call costs untraced and the
+    µs the peer adds to it (both measured in the same process; median over rounds), and agentotel's added µs over
+    OpenInference's. Pydantic AI's rows also give a whole agent run's (its model steps included)."""
+    rows: list[dict[str, Any]] = []
+    for job, found in zip(jobs, results, strict=True):
+        label = job.label
+        row: dict[str, Any] = {"framework": label["framework"], "peer": label["peer"], "content": label["mode"]}
+        ok = [r for r in found if r.get("status") == "ok"]
+        if not ok:
+            rows.append({**row, "status": "not-run", "reason": _failure(found)})
+            continue
+        first = ok[0]
+        added = [r["added_us"] for r in ok]
+        row.update(
+            status="ok",
+            versions=first.get("versions"),
+            note=first.get("note"),
+            spans_per_tool_call=first.get("spans_per_tool_call"),
+            content_recorded=first.get("content_recorded"),
+            span_names=first.get("span_names"),
+            rounds=len(ok),
+            base_us=_median_or_none([r["base_us"] for r in ok]),
+            added_us=_median_or_none(added),
+            added_per_round_us=[round(a, 1) for a in added],
+        )
+        if len(first.get("tool_calls") or {}) > 1:  # a case that runs more than the tool call: report it too
+            row.update(
+                call_case=first.get("call_case"),
+                call_base_us=_median_or_none([r["call_base_us"] for r in ok]),
+                call_added_us=_median_or_none([r["call_added_us"] for r in ok]),
+            )
+        rows.append(row)
+    _ratios_to_openinference(rows, "added_us")
+    rows += _framework_missing_rows(missing, ("off", "on"))
+    rows.sort(key=_framework_order)
+    return {"rows": rows}
+
+
+def framework_instruction_rows(
+    jobs: Sequence[Any], results: Sequence[dict[str, Any]], missing: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """Framework rows in instructions (callgrind, the calling thread): per tool call untraced and added by the peer,
+    and agentotel's added count over OpenInference's."""
+    rows: list[dict[str, Any]] = []
+    for job, found in zip(jobs, results, strict=True):
+        label = job.label
+        row: dict[str, Any] = {"framework": label["framework"], "peer": label["peer"], "content": label["mode"]}
+        if found.get("status") != "ok":
+            rows.append({**row, "status": "not-run", "reason": found.get("reason") or found.get("status")})
+            continue
+        row.update(
+            status="ok",
+            versions=found.get("versions"),
+            spans_per_tool_call=found.get("spans_per_tool_call"),
+            content_recorded=found.get("content_recorded"),
+            base=found["baseline_instructions"],
+            added=found["added_instructions"],
+            wall_s=found.get("wall_s"),
+        )
+        if len(found.get("tool_calls") or {}) > 1:
+            row.update(
+                call_case=found.get("call_case"),
+                call_base=found.get("call_base_instructions"),
+                call_added=found.get("call_added_instructions"),
+            )
+        rows.append(row)
+    _ratios_to_openinference(rows, "added")
+    rows += _framework_missing_rows(missing, ("off",))
+    rows.sort(key=_framework_order)
+    return {"rows": rows}
+
+
+def _framework_targets(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """agentotel adds less to a framework's tool call than the framework's OpenInference instrumentor."""
+    found: list[dict[str, Any]] = []
+    for key, unit, what in (("frameworks", "us", "added us"), ("framework_instructions", "", "added instructions")):
+        for row in data.get(key, {}).get("rows", []):
+            if row.get("peer") != "agentotel":
+                continue
+            name = f"tool call ({row['framework']}), content {row['content']}: {what} / OpenInference's"
+            ratio = row.get("ratio_to_openinference")
+            if row.get("status") != "ok":
+                found.append(_target(name, None, "< 1x", None, str(row.get("reason"))))
+                continue
+            value = row.get("added_us" if key == "frameworks" else "added")
+            note = f"+{_fmt(value)}{' ' + unit if unit else ' instructions'}"
+            found.append(_target(name, ratio, "< 1x", None if ratio is None else ratio < 1, note))
+    return found
+
+
 def _target(name: str, value: Any, limit: str, met: bool | None, note: str = "") -> dict[str, Any]:
     return {"target": name, "value": value, "limit": limit, "met": met, "note": note}
 
@@ -275,6 +404,7 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
                 f"peak {memory.get('peak_rss_mib')} MiB",
             )
         )
+    found += _framework_targets(data)
     return found
 
 
@@ -530,6 +660,130 @@ def _memory_table(data: dict[str, Any]) -> str:
     return _table(["spans", "RSS MiB"], rows) + "\n\n" + summary
 
 
+def _framework_versions(r: dict[str, Any]) -> str:
+    versions = r.get("versions") or {}
+    return " / ".join(str(v) for k, v in versions.items() if k not in ("python", "opentelemetry-sdk") and v)
+
+
+def _frameworks_table(data: dict[str, Any]) -> str:
+    rows = []
+    for r in data["frameworks"]["rows"]:
+        if r.get("status") != "ok":
+            rows.append([r["framework"], r["peer"], r["content"], *["-"] * 9, f"not run: {r.get('reason')}"])
+            continue
+        run = "-"
+        if r.get("call_case"):
+            run = f"{_fmt(r['call_base_us'])} / +{_fmt(r['call_added_us'])}"
+        rows.append(
+            [
+                r["framework"],
+                r["peer"],
+                r["content"],
+                _framework_versions(r),
+                r["base_us"],
+                r["added_us"],
+                _spread(r["added_per_round_us"]),
+                r.get("ratio_to_openinference"),
+                run,
+                r.get("spans_per_tool_call"),
+                r.get("content_recorded"),
+                ", ".join(r.get("span_names") or []),
+                r.get("note") or "",
+            ]
+        )
+    header = [
+        "framework",
+        "peer",
+        "content",
+        "versions (framework / peer)",
+        "base µs",
+        "+µs",
+        "rounds",
+        "x OpenInference",
+        "whole run: base µs / +µs",
+        "spans/tool call",
+        "argument in spans",
+        "span names / why not run",
+        "note",
+    ]
+    return _table(header, rows)
+
+
+def _framework_instructions_table(data: dict[str, Any]) -> str:
+    rows = []
+    for r in data["framework_instructions"]["rows"]:
+        if r.get("status") != "ok":
+            rows.append([r["framework"], r["peer"], r["content"], *["-"] * 6, f"not run: {r.get('reason')}"])
+            continue
+        run = "-"
+        if r.get("call_case"):
+            run = f"{r['call_base'] / 1e3:,.0f} / +{r['call_added'] / 1e3:,.0f}"
+        rows.append(
+            [
+                r["framework"],
+                r["peer"],
+                r["content"],
+                round(r["base"] / 1e3, 1),
+                round(r["added"] / 1e3, 1),
+                r.get("ratio_to_openinference"),
+                run,
+                r.get("spans_per_tool_call"),
+                r.get("content_recorded"),
+                "",
+            ]
+        )
+    header = [
+        "framework",
+        "peer",
+        "content",
+        "base k",
+        "+k",
+        "x OpenInference",
+        "whole run: base k / +k",
+        "spans/tool call",
+        "argument in spans",
+        "why not run",
+    ]
+    return _table(header, rows)
+
+
+def _measured_line(part: dict[str, Any], machine: dict[str, Any]) -> str:
+    load = part.get("load_average") or [None, None]
+    return (
+        f"Measured {part.get('date')} on {machine['nproc']} cores ({machine['cpu']}), Python {machine['python']}, "
+        f"load average {load[0]} at the start and {load[1]} at the end; `{part.get('command')}` spent "
+        f"{part.get('elapsed_s')} s on it."
+    )
+
+
+FRAMEWORK_SECTIONS = (
+    (
+        "frameworks",
+        "### 6. Per-tool-call overhead in agent frameworks (CPU µs per tool call; +µs = traced minus untraced, same "
+        "process; x OpenInference = agentotel's +µs / OpenInference's)",
+        _frameworks_table,
+    ),
+    (
+        "framework_instructions",
+        "### 6b. Per-tool-call overhead in agent frameworks, in instructions (callgrind, calling thread; k = "
+        "thousands per tool call; content capture off)",
+        _framework_instructions_table,
+    ),
+)
+
+
+def render_frameworks(data: dict[str, Any]) -> str:
+    """The framework tables, each with when and how it was measured (its block of the README)."""
+    parts: list[str] = []
+    for key, title, table in FRAMEWORK_SECTIONS:
+        if key in data:
+            parts += [title, _measured_line(data[key], data["machine"]), table(data)]
+    targets = _framework_targets(data)
+    if targets:
+        parts += ["Targets (agentotel adds less than OpenInference):", _targets_table({"targets": targets})]
+    return "\n\n".join(parts) + "\n"
+
+
 def _targets_table(data: dict[str, Any]) -> str:
     rows = [
         [
@@ -544,16 +798,28 @@ def _targets_table(data: dict[str, Any]) -> str:
     return _table(["target", "value", "limit", "", "note"], rows)
 
 
-def render(data: dict[str, Any]) -> str:
-    """The tables, in Markdown (readable in a terminal too)."""
+def render(data: dict[str, Any], *, main: bool = False) -> str:
+    """The tables, in Markdown (readable in a terminal too); `main`: only the README's main results block (no
+    framework tables, no framework targets)."""
     m = data["machine"]
     parts = [
         f"Measured {data['date']} on {m['nproc']} cores ({m['cpu']}), Python {m['python']}, load average "
         f"{m['load_average']} at the start and {m.get('load_average_end')} at the end; `{data['command']}` took "
         f"{data.get('elapsed_s')} s.",
     ]
+    kept = data.get("carried_over") or {}
+    if kept:
+        parts.append(
+            "Carried over from earlier runs (not measured by this command): "
+            + ", ".join(f"{key} ({date})" for key, date in kept.items())
+            + "."
+        )
     if "targets" in data:
-        parts += ["### Targets", _targets_table(data)]
+        shown = data["targets"]
+        if main:
+            framework_names = {t["target"] for t in _framework_targets(data)}
+            shown = [t for t in shown if t["target"] not in framework_names]
+        parts += ["### Targets", _targets_table({"targets": shown})]
     sections = (
         (
             "llm",
@@ -587,14 +853,19 @@ def render(data: dict[str, Any]) -> str:
     for key, title, table in sections:
         if key in data:
             parts += [title, table(data)]
+    if not main:
+        for key, title, table in FRAMEWORK_SECTIONS:
+            if key in data:
+                parts += [title, table(data)]
     return "\n\n".join(parts) + "\n"
 
 
-def update_readme(path: Path, text: str) -> None:
-    """Replaces the results section of the README (between its markers) with `text`."""
+def update_readme(path: Path, text: str, start: str = README_START, end: str = README_END) -> None:
+    """Replaces a results section of the README (between its markers, by default the main one) with `text`;
+    appends it, with its markers, when the README has none."""
     readme = path.read_text(encoding="utf-8")
-    block = f"{README_START}\n{text}\n{README_END}"
-    pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
+    block = f"{start}\n{text}\n{end}"
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     if pattern.search(readme):
         readme = pattern.sub(lambda _m: block, readme)
     else:

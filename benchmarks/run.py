@@ -15,6 +15,7 @@ measured in the same process: the calls before tracing is set up (LLM calls), or
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -34,9 +35,22 @@ if str(HERE) not in sys.path:
 
 import _harness as harness  # noqa: E402
 import _report as report  # noqa: E402
-from peers.setup import PEERS, is_ready, venv_python  # noqa: E402
+from peers.setup import FRAMEWORK_VENVS, PEERS, framework_python, is_ready, venv_python  # noqa: E402
 
-SCENARIOS = ("llm", "instructions", "steps", "processors", "reconstruction", "memory")
+SCENARIOS = (
+    "llm",
+    "instructions",
+    "steps",
+    "processors",
+    "reconstruction",
+    "memory",
+    "frameworks",
+    "framework-instructions",
+)
+MAIN_SCENARIOS = SCENARIOS[:6]
+"""The scenarios of the README's main results block (the framework scenarios have a block of their own)."""
+FRAMEWORKS = ("langchain", "openai-agents", "pydantic-ai", "crewai", "google-adk")
+FRAMEWORK_PEERS = ("agentotel", "openinference")
 LLM_PEERS = ("agentotel", "otel-openai-v2", "traceloop", "openinference", "openlit", "agentops")
 STEP_PEERS = ("agentotel", "agentops", "traceloop")
 RESULTS = HERE / "results" / "latest.json"
@@ -58,6 +72,13 @@ class Profile:
     peers: bool = True
     llm_session: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    frameworks: list[str] = field(default_factory=list)
+    framework_instructions: list[str] | None = None
+    """None: not run (minutes under valgrind, for the full run only)."""
+    framework_venvs: bool = True
+    """Whether frameworks in venvs of their own (CrewAI, Google ADK) run, when their venv is there."""
+    parallel_frameworks: bool = False
+    """Run the framework jobs two at a time (correctness only: CPU time is not comparable then)."""
 
 
 FULL = Profile(
@@ -70,6 +91,8 @@ FULL = Profile(
     reconstruction=["--spans", "100000", "--stored-sessions", "100000", "--events", "10000", "--repeat", "3"],
     memory=["--spans", "1000000", "--sessions", "10000", "--concurrent", "100", "--every", "100000"],
     timeout_s=600,
+    frameworks=["--blocks", "30", "--block-ms", "30", "--warmup", "30", "--budget", "1.2"],
+    framework_instructions=["--instructions", "--calls", "40", "--warmup", "20"],
 )
 SMOKE = Profile(
     rounds=1,
@@ -80,9 +103,12 @@ SMOKE = Profile(
     processors=["--sessions", "1,10", "--spans", "200", "--block", "50"],
     reconstruction=["--spans", "2000", "--stored-sessions", "300", "--events", "300", "--repeat", "1"],
     memory=["--spans", "20000", "--sessions", "200", "--concurrent", "20", "--every", "5000"],
-    timeout_s=120,
+    timeout_s=300,  # generous: a job that takes 20 s alone can take minutes on a loaded 2-core machine
     peers=False,
     llm_session=False,
+    frameworks=["--blocks", "3", "--block-ms", "2", "--warmup", "2", "--budget", "0.2"],
+    framework_venvs=False,
+    parallel_frameworks=True,
 )
 
 
@@ -198,6 +224,58 @@ def run_rounds(jobs: list[Job], rounds: int, timeout_s: float, log: Any) -> list
     return results
 
 
+def _framework_python(framework: str) -> tuple[str | None, str | None]:
+    """(the interpreter that runs `framework`, or None and why not)."""
+    spec = FRAMEWORK_VENVS.get(framework)
+    if spec is None:
+        return sys.executable, None
+    python = framework_python(framework)
+    if not python.exists():
+        return None, f"venv missing: bash {spec.script} makes {python.parent.parent}"
+    return str(python), None
+
+
+def framework_jobs(profile: Profile, extra: list[str], modes: Sequence[str]) -> tuple[list[Job], list[dict[str, Any]]]:
+    """A job per (framework, peer, content mode) running `bench_frameworks.py`, and the frameworks that cannot run
+    here (with why)."""
+    jobs: list[Job] = []
+    missing: list[dict[str, Any]] = []
+    for framework in FRAMEWORKS:
+        if framework in FRAMEWORK_VENVS and not profile.framework_venvs:
+            continue
+        python, reason = _framework_python(framework)
+        if python is None:
+            missing.append({"framework": framework, "status": "not-run", "reason": reason})
+            continue
+        for peer in FRAMEWORK_PEERS if profile.peers else ("agentotel",):
+            for mode in modes:
+                args = ["--framework", framework, "--peer", peer, "--mode", mode, *extra]
+                label = {"framework": framework, "peer": peer, "mode": mode}
+                jobs.append(Job("frameworks", "bench_frameworks.py", python, args, label))
+    return jobs, missing
+
+
+def _begun() -> dict[str, Any]:
+    """When a scenario starts: its date, the load average and the clock (for `_stamped`)."""
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load": [round(x, 2) for x in os.getloadavg()],
+        "clock": time.perf_counter(),
+    }
+
+
+def _stamped(part: dict[str, Any], begun: dict[str, Any], command: str) -> dict[str, Any]:
+    """A scenario's results with when, how long and by which command they were measured (they may be kept in
+    `latest.json` past later runs of other scenarios)."""
+    part.update(
+        date=begun["date"],
+        command=command,
+        elapsed_s=round(time.perf_counter() - begun["clock"], 1),
+        load_average=[begun["load"], [round(x, 2) for x in os.getloadavg()]],
+    )
+    return part
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     model = "unknown"
@@ -242,9 +320,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(text, file=sys.stderr, flush=True)
 
     started = time.perf_counter()
+    command = "python benchmarks/run.py" + (" --smoke" if args.smoke else "")
+    if set(wanted) != set(SCENARIOS):
+        command += f" --only {','.join(wanted)}"
     data: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "command": "python benchmarks/run.py" + (" --smoke" if args.smoke else ""),
+        "command": command,
         "smoke": args.smoke,
         "machine": machine(),
         "peers": {name: {"note": peer.note, "openai": peer.openai} for name, peer in PEERS.items()},
@@ -273,19 +354,66 @@ def main(argv: Sequence[str] | None = None) -> int:
         if scenario in wanted:
             log(f"{scenario} ...")
             data[scenario] = run_job(Job(scenario, script, sys.executable, extra, {}), profile.timeout_s)
+    if "frameworks" in wanted:
+        log("Framework tool calls ...")
+        begun = _begun()
+        jobs, missing = framework_jobs(profile, profile.frameworks, ("off", "on"))
+        if profile.parallel_frameworks:
+            found = [[r] for r in run_parallel(jobs, profile.timeout_s, log)]
+        else:
+            found = run_rounds(jobs, rounds, profile.timeout_s, log)
+        data["frameworks"] = _stamped(report.framework_rows(jobs, found, missing), begun, command)
+    if "framework-instructions" in wanted and profile.framework_instructions is not None:
+        log("Framework tool calls, instructions (callgrind) ...")
+        begun = _begun()
+        # Content capture off only: each job spends minutes importing its framework under valgrind.
+        counted = dataclasses.replace(profile, framework_venvs=False)
+        jobs, missing = framework_jobs(counted, profile.framework_instructions, ("off",))
+        found = run_parallel(jobs, profile.timeout_s * 2, log)
+        rows = report.framework_instruction_rows(jobs, found, missing)
+        data["framework_instructions"] = _stamped(rows, begun, command)
     data["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     data["elapsed_s"] = round(time.perf_counter() - started, 1)
+    out = args.out or RESULTS
+    if not args.smoke and out.exists() and set(wanted) != set(SCENARIOS):
+        _carry_over(data, out)
     data["targets"] = report.targets(data)
     text = report.render(data)
     print(text)
-    out = args.out or RESULTS
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=1, default=str) + "\n")
     log(f"wrote {out}")
     if args.readme:
-        report.update_readme(HERE / "README.md", text)
+        if any(s in wanted for s in MAIN_SCENARIOS):
+            report.update_readme(HERE / "README.md", report.render(data, main=True))
+        if any(s in wanted for s in ("frameworks", "framework-instructions")):
+            block = report.render_frameworks(data)
+            report.update_readme(HERE / "README.md", block, report.FRAMEWORKS_START, report.FRAMEWORKS_END)
         log(f"wrote {HERE / 'README.md'}")
     return 0
+
+
+RESULT_KEYS = ("llm", "instructions", "instruction_steps", "steps", "processors", "reconstruction", "memory")
+RESULT_KEYS += ("frameworks", "framework_instructions")
+
+
+def _carry_over(data: dict[str, Any], previous_path: Path) -> None:
+    """Keeps the results of the scenarios this run did not measure from the previous results file (a subset run
+    must not erase them), noting when they were measured."""
+    try:
+        previous = json.loads(previous_path.read_text())
+    except (OSError, ValueError):
+        return
+    if previous.get("smoke"):
+        return
+    kept = {}
+    for key in RESULT_KEYS:
+        if key not in data and key in previous:
+            data[key] = previous[key]
+            kept[key] = previous.get("carried_over", {}).get(key) or previous.get("date")
+    if kept:
+        data["carried_over"] = kept
+        data["carried_over_machine"] = previous.get("carried_over_machine") or previous.get("machine")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         [sys.executable, str(RUNNER), "--smoke", "--quiet", "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=480,
+        timeout=1800,  # a bound, not a speed test: the smoke run on a loaded machine takes minutes
         env=env,
         cwd=ROOT,
     )
@@ -136,6 +136,68 @@ def test_memory_curve_is_sampled_and_sessions_are_bounded(smoke: dict[str, Any])
     assert [p["spans"] for p in part["curve"]] == [0, 5_000, 10_000, 15_000, 20_000]
     assert all(p["rss_mib"] > 0 for p in part["curve"])
     assert part["ended_sessions_kept"] <= part["settings"]["max_ended_sessions"]
+
+
+MAIN_VENV_FRAMEWORKS = ("langchain", "openai-agents", "pydantic-ai")
+"""The frameworks installed in the project's venv (CrewAI and Google ADK run in venvs of their own, not in smoke)."""
+
+
+def test_framework_rows_trace_each_tool_call_once_and_follow_content_capture(smoke: dict[str, Any]) -> None:
+    part = smoke["frameworks"]
+    assert part["command"].startswith("python benchmarks/run.py --smoke") and part["elapsed_s"] > 0
+    rows = {(r["framework"], r["content"]): r for r in part["rows"] if r["peer"] == "agentotel"}
+    for framework in MAIN_VENV_FRAMEWORKS:
+        for content in ("off", "on"):
+            row = rows[(framework, content)]
+            assert row["status"] == "ok", row
+            # One tool call, one span of the tool (a Pydantic AI run's other spans cancel out in the difference).
+            assert row["spans_per_tool_call"] == pytest.approx(1.0, abs=0.05), row
+            assert any(name == "execute_tool lookup_customer" for name in row["span_names"]), row
+            assert row["content_recorded"] is (content == "on"), row
+            assert row["base_us"] > 0 and isinstance(row["added_us"], float)
+            assert len(row["added_per_round_us"]) == row["rounds"] == 1
+    # A Pydantic AI tool call is measured through whole agent runs: their own figures come along.
+    pydantic = rows[("pydantic-ai", "off")]
+    assert pydantic["call_case"] == "run, 1 tool call" and pydantic["call_base_us"] > pydantic["base_us"]
+    # No OpenInference row in smoke, so no ratio (a ratio to a missing row would be made up).
+    assert all(r.get("ratio_to_openinference") is None for r in rows.values())
+
+
+def _report_module() -> Any:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import _report
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return _report
+
+
+def test_framework_ratio_is_agentotel_added_over_openinference_added_median_over_rounds() -> None:
+    report = _report_module()
+
+    class Job:
+        def __init__(self, peer: str) -> None:
+            self.label = {"framework": "langchain", "peer": peer, "mode": "off"}
+
+    def measured(added: float) -> dict[str, Any]:
+        return {"status": "ok", "base_us": 200.0, "added_us": added, "tool_calls": {"tool": 1}}
+
+    ours = [measured(a) for a in (40.0, 50.0, 90.0)]
+    theirs = [measured(a) for a in (100.0, 120.0, 150.0)]
+    missing = [{"framework": "crewai", "status": "not-run", "reason": "venv missing"}]
+    rows = report.framework_rows([Job("agentotel"), Job("openinference")], [ours, theirs], missing)["rows"]
+    by_peer = {(r["framework"], r["peer"], r["content"]): r for r in rows}
+    assert by_peer[("langchain", "agentotel", "off")]["added_us"] == 50.0
+    assert by_peer[("langchain", "agentotel", "off")]["ratio_to_openinference"] == pytest.approx(50 / 120, abs=0.01)
+    assert by_peer[("langchain", "openinference", "off")]["ratio_to_openinference"] == 1.0
+    # A framework that could not run says why, for both peers and both content modes.
+    assert {(r["peer"], r["content"]) for r in rows if r["framework"] == "crewai"} == {
+        (p, c) for p in ("agentotel", "openinference") for c in ("off", "on")
+    }
+    targets = {t["target"]: t for t in report.targets({"frameworks": {"rows": rows}})}
+    verdict = targets["tool call (langchain), content off: added us / OpenInference's"]
+    assert verdict["met"] is True and verdict["value"] == pytest.approx(0.42, abs=0.01)
+    assert targets["tool call (crewai), content off: added us / OpenInference's"]["met"] is None
 
 
 def test_targets_name_a_verdict_for_each_measured_target(smoke: dict[str, Any]) -> None:

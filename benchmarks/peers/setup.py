@@ -1,11 +1,15 @@
 """Creates one virtualenv per peer (another tracing SDK that agentotel is measured against), outside the repository.
 
-    python benchmarks/peers/setup.py [PEER ...] [--force] [--list]
+    python benchmarks/peers/setup.py [PEER ...] [--force] [--list] [--frameworks]
 
 Each peer gets `~/.cache/agentotel-bench/<peer>` (`AGENTOTEL_BENCH_CACHE` moves the root) holding that peer, the
 OpenTelemetry SDK and the newest `openai` it can install with: peers that pin an older `openai` get it in their own
 venv, and the benchmark measures the uninstrumented baseline in that same venv. Idempotent: a venv whose
 requirements are unchanged is kept (`--force` rebuilds it). Never touches the project's own venv.
+
+The frameworks whose pins clash with the project's venv (CrewAI, Google ADK) are benchmarked in the venvs their CI
+scripts make (`.ci/crewai.sh`, `.ci/adk-strands.sh`); this adds their OpenInference instrumentors there, pinning
+everything already installed (`--frameworks` does only that).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import venv
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -99,6 +104,77 @@ PEERS: dict[str, Peer] = {
 }
 
 
+@dataclass(frozen=True)
+class FrameworkVenv:
+    """A framework whose pins clash with the project's venv: its CI script's venv, where the benchmark runs it, and
+    the OpenInference instrumentor added there for the comparison."""
+
+    framework: str
+    env: str
+    """The variable that moves the venv (the CI script's)."""
+    default: str
+    """The venv's folder under `$TMPDIR` (or /tmp) when `env` is unset."""
+    script: str
+    """What makes the venv."""
+    peer: str
+    """The OpenInference instrumentor installed into it."""
+
+
+FRAMEWORK_VENVS: dict[str, FrameworkVenv] = {
+    v.framework: v
+    for v in (
+        FrameworkVenv(
+            "crewai",
+            "AGENTOTEL_CREWAI_VENV",
+            "agentotel-crewai",
+            ".ci/crewai.sh",
+            "openinference-instrumentation-crewai",
+        ),
+        FrameworkVenv(
+            "google-adk",
+            "AGENTOTEL_ADK_STRANDS_VENV",
+            "agentotel-adk-strands",
+            ".ci/adk-strands.sh",
+            "openinference-instrumentation-google-adk",
+        ),
+    )
+}
+
+
+def framework_python(framework: str) -> Path:
+    """The interpreter of the venv the framework's CI script makes (it may not exist)."""
+    spec = FRAMEWORK_VENVS[framework]
+    configured = os.environ.get(spec.env, "").strip()
+    home = Path(configured) if configured else Path(os.environ.get("TMPDIR") or "/tmp") / spec.default
+    return home / "bin" / "python"
+
+
+def add_framework_peer(spec: FrameworkVenv) -> bool:
+    """Installs the framework's OpenInference instrumentor into the framework's venv, every package already there
+    pinned to its installed version (so the framework's own tests run on what they ran on). Returns whether it is
+    installed; a missing venv is left to its CI script."""
+    python = framework_python(spec.framework)
+    if not python.exists():
+        print(f"{spec.framework}: no venv at {python.parent.parent} (bash {spec.script} makes it); skipped")
+        return True
+    quiet = ("-q", "--disable-pip-version-check")
+    freeze = subprocess.run([str(python), "-m", "pip", "freeze", *quiet], capture_output=True, text=True)
+    pins = [line for line in freeze.stdout.splitlines() if "==" in line and not line.startswith(("-e", "agentotel"))]
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="agentotel-bench-pins-", delete=False) as out:
+        out.write("\n".join(pins) + "\n")
+    try:
+        done = subprocess.run(
+            [str(python), "-m", "pip", "install", *quiet, "-c", out.name, spec.peer], capture_output=True, text=True
+        )
+    finally:
+        os.unlink(out.name)
+    if done.returncode != 0:
+        print(f"{spec.framework}: pip failed:\n{done.stderr[-3000:]}")
+        return False
+    print(f"{spec.framework}: {spec.peer} ready in {python.parent.parent}")
+    return True
+
+
 def cache_root() -> Path:
     """Where the peer venvs live: `$AGENTOTEL_BENCH_CACHE`, else `~/.cache/agentotel-bench`."""
     configured = os.environ.get(CACHE_ENV, "").strip()
@@ -165,17 +241,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild even when the venv is up to date")
     parser.add_argument("--list", action="store_true", help="list the peers and whether their venvs are ready")
     parser.add_argument("--jobs", type=int, default=2, help="venvs built at once (default 2)")
+    parser.add_argument(
+        "--frameworks",
+        action="store_true",
+        help="only add the OpenInference instrumentors to the framework venvs (done too when no peer is named)",
+    )
     args = parser.parse_args(argv)
     if args.list:
         for name, peer in PEERS.items():
             print(f"{name:16} {'ready' if is_ready(name) else 'missing':8} {' '.join(_requirements(peer))}")
+        for name, spec in FRAMEWORK_VENVS.items():
+            python = framework_python(name)
+            print(f"{name:16} {'venv' if python.exists() else 'missing':8} {spec.peer} (in {python.parent.parent})")
         return 0
     unknown = [p for p in args.peers if p not in PEERS]
     if unknown:
         parser.error(f"unknown peer(s): {', '.join(unknown)}")
+    results = [add_framework_peer(spec) for spec in FRAMEWORK_VENVS.values()] if not args.peers else []
+    if args.frameworks:
+        return 0 if all(results) else 1
     names = args.peers or list(PEERS)
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(lambda name: build(PEERS[name], force=args.force), names))
+        results += list(pool.map(lambda name: build(PEERS[name], force=args.force), names))
     return 0 if all(results) else 1
 
 
