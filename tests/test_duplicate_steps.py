@@ -271,3 +271,35 @@ def test_the_same_tool_called_twice_in_a_row_is_two_steps() -> None:
     )
     session = _session(first, second, nested_other)
     assert [e.action_type for e in session.tool_calls] == ["search", "search", "fetch"]
+
+
+def test_the_replay_shows_each_call_once_and_says_it_was_traced_twice() -> None:
+    strands = _span(
+        70,
+        None,
+        "chat",
+        100,
+        200,
+        **{
+            sc.GEN_AI_OPERATION_NAME: "chat",
+            sc.GEN_AI_SYSTEM: "strands-agents",
+            sc.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+            sc.GEN_AI_USAGE_INPUT_TOKENS: 120,
+            sc.GEN_AI_USAGE_OUTPUT_TOKENS: 18,
+        },
+    )
+    outer_tool = _span(
+        72, None, "execute_tool fetch", 300, 400, **{sc.AGENTOTEL_STEP_KIND: "tool", sc.GEN_AI_TOOL_NAME: "fetch"}
+    )
+    inner_tool = _span(
+        73, 72, "execute_tool fetch", 310, 390, **{sc.AGENTOTEL_STEP_KIND: "tool", sc.GEN_AI_TOOL_NAME: "fetch"}
+    )
+    session = _session(strands, _ours(71, 70, 110, 190, (120, 18), "chatcmpl-1"), outer_tool, inner_tool)
+    replay = session.replay()
+    assert replay.count("LLM Call (") == 1 and replay.count("Tool: fetch") == 1, replay
+    assert replay.count("(also traced by another instrumentation; counted once)") == 2, replay
+    from agentotel.replay.html import page_data
+
+    rows = page_data(session)["events"]
+    assert [row["label"].split(" (")[0] for row in rows] == ["LLM Call", "Tool: fetch"]
+    assert rows[-1]["cost_so_far"] == session.cost, "running totals count each call once"

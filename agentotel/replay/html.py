@@ -27,7 +27,17 @@ from typing import TYPE_CHECKING, Any
 from .. import semconv as sc
 from .._content import parse_json, to_json
 from ..model import KIND_ACTION, KIND_LLM, KIND_SESSION, KIND_TOOL, Event
-from .text import PROBLEM_MARK, _message_text, _short, depths, describe_inputs, format_cost, format_offset, label
+from .text import (
+    PROBLEM_MARK,
+    _message_text,
+    _short,
+    depths,
+    describe_inputs,
+    format_cost,
+    format_offset,
+    label,
+    shown_events,
+)
 
 if TYPE_CHECKING:
     from ..model import Session
@@ -246,7 +256,7 @@ def _attributes(event: Event) -> list[list[str]]:
 def page_data(session: Session, *, back_url: str | None = None) -> dict[str, Any]:
     """Everything the replay page shows, as JSON-ready data: the session's header, one entry per event (in the
     order they started) with its running totals, and the index of the first failing step."""
-    events = session.events
+    events, twins = shown_events(session)
     first_error = session.first_error
     level = depths(session, events)
     start_ns = session.start_ns
@@ -267,7 +277,7 @@ def page_data(session: Session, *, back_url: str | None = None) -> dict[str, Any
         problem = first_error is not None and event.span_id == first_error.span_id
         if problem:
             first_error_index = index
-        row = _event_data(event, start_ns, level.get(event.span_id, 0), problem)
+        row = _event_data(event, start_ns, level.get(event.span_id, 0), problem, twins.get(event.span_id, 0))
         row["cost_so_far"] = cost_so_far
         row["cost_so_far_text"] = format_cost(cost_so_far)
         row["tokens_so_far"] = input_so_far + output_so_far
@@ -317,7 +327,7 @@ def page_data(session: Session, *, back_url: str | None = None) -> dict[str, Any
     }
 
 
-def _event_data(event: Event, session_start_ns: int, depth: int, problem: bool) -> dict[str, Any]:
+def _event_data(event: Event, session_start_ns: int, depth: int, problem: bool, twins: int = 0) -> dict[str, Any]:
     attrs = event.attributes
     system = parse_json(attrs.get(sc.GEN_AI_SYSTEM_INSTRUCTIONS)) if event.kind == KIND_LLM else None
     summary = describe_inputs(event)
@@ -326,7 +336,7 @@ def _event_data(event: Event, session_start_ns: int, depth: int, problem: bool) 
     captures_content = event.kind in (KIND_LLM, KIND_TOOL, KIND_ACTION)
     data = {
         "kind": event.kind,
-        "label": label(event),
+        "label": label(event, twins),
         "depth": depth,
         "t": offset * 1000,
         "d": None if event.duration is None else event.duration * 1000,

@@ -141,10 +141,27 @@ def describe_outputs(event: Event) -> str | None:
     return _value(returns)
 
 
-def label(event: Event) -> str:
-    """How a step is headed in a replay."""
+def shown_events(session: Session) -> tuple[list[Event], dict[str, int]]:
+    """The events a replay shows: each step once (a span that is the second recording of a call another span
+    counts, `Event.duplicate_of`, is left out), and for each shown step how many other recordings it stands for."""
+    events = session.events
+    twins: dict[str, int] = {}
+    for event in events:
+        if event.duplicate_of is not None:
+            twins[event.duplicate_of] = twins.get(event.duplicate_of, 0) + 1
+    if not twins:
+        return events, twins
+    return [e for e in events if e.duplicate_of is None], twins
+
+
+def label(event: Event, twins: int = 0) -> str:
+    """How a step is headed in a replay; `twins`: how many other instrumentations recorded it too."""
+    if twins:
+        others = "another instrumentation" if twins == 1 else f"{twins} other instrumentations"
+        twice = f" (also traced by {others}; counted once)"
+    else:
+        twice = ""
     if event.kind == KIND_LLM:
-        twice = " (also traced by another instrumentation; counted once)" if event.duplicate_of else ""
         return f"LLM Call ({event.model or event.name}){twice}"
     titles = {
         KIND_TOOL: "Tool",
@@ -154,17 +171,20 @@ def label(event: Event) -> str:
         KIND_OPERATION: "Step",
     }
     title = titles.get(event.kind, "Span")
-    return f"{title}: {event.action_type or event.name}"
+    return f"{title}: {event.action_type or event.name}{twice}"
 
 
 def depths(session: Session, events: list[Event]) -> dict[str, int]:
-    """How deep each event sits under the session's root span (0 for its direct children)."""
-    parents = {e.span_id: e.parent_span_id for e in events}
+    """How deep each event sits under the session's root span (0 for its direct children), counting only the
+    ancestors among `events` (a step's hidden second recording does not indent it)."""
+    shown = {e.span_id for e in events}
+    parents = {e.span_id: e.parent_span_id for e in session.events}
     result: dict[str, int] = {}
     for event in events:
         depth, parent, hops = 0, event.parent_span_id, 0
         while parent is not None and parent in parents and parent != session.span_id and hops < 64:
-            depth += 1
+            if parent in shown:
+                depth += 1
             parent = parents[parent]
             hops += 1
         result[event.span_id] = depth
@@ -174,7 +194,7 @@ def depths(session: Session, events: list[Event]) -> dict[str, int]:
 def render_text(session: Session, *, width: int = 100) -> str:
     """The session as a text timeline: header, one entry per step (inputs, outputs, tokens, cost, error), the
     first failing step marked `← PROBLEM`, and how the session ended."""
-    events = session.events
+    events, twins = shown_events(session)
     first_error = session.first_error
     duration = f"{session.duration:.3f}s" if session.duration is not None else "running"
     header = (
@@ -195,7 +215,7 @@ def render_text(session: Session, *, width: int = 100) -> str:
         pad = "  " * level.get(event.span_id, 0)
         offset = format_offset((event.start_ns - session.start_ns) / 1e9)
         mark = f"   {PROBLEM_MARK}" if first_error is not None and event.span_id == first_error.span_id else ""
-        lines.append(f"{offset}  {pad}{label(event)}{mark}")
+        lines.append(f"{offset}  {pad}{label(event, twins.get(event.span_id, 0))}{mark}")
         inputs = describe_inputs(event)
         if inputs is not None:
             lines.append(f"{_INDENT}{pad}Input: {_short(inputs, text_width)}")
