@@ -40,6 +40,7 @@ log = logging.getLogger("agentotel")
 
 __all__ = [
     "FrameworkInstrumentor",
+    "Patches",
     "attach",
     "detach",
     "end_step",
@@ -127,6 +128,37 @@ class FrameworkInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def remove(self) -> None:
         """Undoes `apply`. May raise: the caller logs it."""
         raise NotImplementedError
+
+
+class Patches:
+    """The `wrapt` wrappers an integration put on its framework, undone in the reverse order. A method that
+    something wrapped again since agentotel did is left as it is (undoing ours would undo theirs): such a wrapper
+    stays, and must do nothing once its integration is off. Undoing never raises."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._installed: list[tuple[Any, str, Any]] = []
+
+    def wrap(self, owner: Any, name: str, wrapper: Any) -> None:
+        """`wrapt.wrap_function_wrapper(owner, name, wrapper)`, remembered. May raise: the caller decides."""
+        wrapt.wrap_function_wrapper(owner, name, wrapper)
+        self._installed.append((owner, name, vars(owner)[name]))
+
+    def undo(self) -> None:
+        installed, self._installed = self._installed, []
+        for owner, name, wrapper in reversed(installed):
+            try:
+                if vars(owner).get(name) is wrapper:
+                    setattr(owner, name, wrapper.__wrapped__)
+                else:
+                    log.debug("%s's %s was wrapped again since agentotel wrapped it: left as it is", self._what, name)
+            except Exception:
+                log.debug("Could not unwrap %s's %s", self._what, name, exc_info=True)
+
+    @property
+    def hooked(self) -> list[str]:
+        """`owner:attribute` of each wrapper on now, for diagnostics."""
+        return [f"{getattr(owner, '__name__', owner)}:{name}" for owner, name, _ in self._installed]
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ from opentelemetry.trace import Span
 
 from .. import semconv as sc
 from .._config import CAPTURE_CONTENT_ENV, settings
-from ._framework import FrameworkInstrumentor, record_failure
+from ._framework import FrameworkInstrumentor, Patches, record_failure
 
 log = logging.getLogger("agentotel")
 
@@ -211,13 +211,13 @@ class GoogleADKInstrumentor(FrameworkInstrumentor):
     """ADK modules with a post-import hook registered (it cannot be removed: one per module, gated by `_active`)."""
 
     _active = False
-    _patches: list[tuple[Any, str, Any]]
+    _patches: Patches
     _installed: set[str]
     _fallback: _EnvironmentFallback | None = None
     _patch_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def apply(self, module: ModuleType) -> None:
-        self._patches = []
+        self._patches = Patches("Google ADK")
         self._installed = set()
         self._active = _Hooks.on = True
         if not _module_exists(_CONTEXT_MODULE):
@@ -228,13 +228,8 @@ class GoogleADKInstrumentor(FrameworkInstrumentor):
     def remove(self) -> None:
         self._active = _Hooks.on = False
         with self._patch_lock:
-            patches, self._patches = self._patches, []
+            self._patches.undo()
             self._installed.clear()
-            for owner, name, installed in reversed(patches):
-                try:
-                    _unwrap(owner, name, installed)
-                except Exception:
-                    log.debug("Could not unwrap ADK's %s", name, exc_info=True)
             fallback, self._fallback = self._fallback, None
         if fallback is not None:
             fallback.uninstall()
@@ -244,8 +239,7 @@ class GoogleADKInstrumentor(FrameworkInstrumentor):
     def hooks(self) -> list[str]:
         """What is hooked now, for diagnostics: `module:attribute` of each wrapper, and `environment` for the
         fallback."""
-        hooked = [f"{getattr(owner, '__name__', owner)}:{name}" for owner, name, _ in self._patches]
-        return hooked + (["environment"] if self._fallback is not None else [])
+        return self._patches.hooked + (["environment"] if self._fallback is not None else [])
 
     def _when_imported(self, name: str) -> None:
         loaded = sys.modules.get(name)
@@ -272,9 +266,9 @@ class GoogleADKInstrumentor(FrameworkInstrumentor):
                 if name == _CONTEXT_MODULE:
                     self._hook_content_readers(module)
                 elif name == _TRACING_MODULE:
-                    self._wrap(module, "trace_tool_call", _record_answered_error)
+                    self._patches.wrap(module, "trace_tool_call", _record_answered_error)
                 elif name == _PLUGINS_MODULE:
-                    self._wrap(module.PluginManager, "run_on_tool_error_callback", _note_tool_error)
+                    self._patches.wrap(module.PluginManager, "run_on_tool_error_callback", _note_tool_error)
             except Exception:
                 log.debug("Could not hook %s", name, exc_info=True)
 
@@ -283,18 +277,14 @@ class GoogleADKInstrumentor(FrameworkInstrumentor):
         if mode_type is None or not callable(getattr(module, _MODE_READER, None)):
             self._install_fallback()
             return
-        self._wrap(module, _MODE_READER, _content_mode_reader(mode_type))
+        self._patches.wrap(module, _MODE_READER, _content_mode_reader(mode_type))
         if callable(getattr(module, _LEGACY_READER, None)):
-            self._wrap(module, _LEGACY_READER, _legacy_content_reader)
+            self._patches.wrap(module, _LEGACY_READER, _legacy_content_reader)
 
     def _install_fallback(self) -> None:
         if self._fallback is None:
             self._fallback = _EnvironmentFallback()
             self._fallback.install()
-
-    def _wrap(self, owner: Any, name: str, wrapper: Callable[..., Any]) -> None:
-        wrapt.wrap_function_wrapper(owner, name, wrapper)
-        self._patches.append((owner, name, vars(owner)[name]))
 
 
 def _module_exists(name: str) -> bool:
@@ -302,13 +292,3 @@ def _module_exists(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except Exception:
         return False
-
-
-def _unwrap(owner: Any, name: str, installed: Any) -> None:
-    """Puts back what `wrapt.wrap_function_wrapper(owner, name, …)` replaced with `installed`, unless something
-    wrapped it again since (then undoing ours would undo theirs: ours stays, inert while `_Hooks.on` is off). May
-    raise: the caller logs it."""
-    if vars(owner).get(name) is installed:
-        setattr(owner, name, installed.__wrapped__)
-    else:
-        log.debug("%s was wrapped again since agentotel wrapped it: left as it is", name)

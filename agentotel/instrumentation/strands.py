@@ -39,10 +39,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-import wrapt
-
 from .._config import settings
-from ._framework import FrameworkInstrumentor
+from ._framework import FrameworkInstrumentor, Patches
 
 log = logging.getLogger("agentotel")
 
@@ -126,30 +124,27 @@ class StrandsInstrumentor(FrameworkInstrumentor):
     module_name = "strands"
     requirements = ("strands-agents >= 1.0",)
 
-    _patches: list[tuple[Any, str, Any]]
+    _patches: Patches | None = None
     _settings: _TracerSettings | None = None
 
     def apply(self, module: ModuleType) -> None:
         tracing = importlib.import_module(_TRACER_MODULE)  # `strands` imports it: nothing more is loaded
         tracer_type = tracing.Tracer
-        self._patches = []
+        patches = self._patches = Patches("Strands")
         self._settings = _TracerSettings()
         _Hooks.on = True
         if callable(getattr(tracer_type, _REDACTION_CHECK, None)):
-            self._wrap(tracer_type, _REDACTION_CHECK, _unredacted)
+            patches.wrap(tracer_type, _REDACTION_CHECK, _unredacted)
         else:
             log.debug("This Strands release has no redaction: its content is recorded whatever capture_content says")
-        self._wrap(tracer_type, "__init__", self._made)
+        patches.wrap(tracer_type, "__init__", self._made)
         self._settings.prefer_latest(getattr(tracing, "_tracer_instance", None))
 
     def remove(self) -> None:
         _Hooks.on = False
-        patches, self._patches = self._patches, []
-        for owner, name, installed in reversed(patches):
-            try:
-                _unwrap(owner, name, installed)
-            except Exception:
-                log.debug("Could not unwrap Strands' %s", name, exc_info=True)
+        patches, self._patches = self._patches, None
+        if patches is not None:
+            patches.undo()
         current, self._settings = self._settings, None
         if current is not None:
             current.restore()
@@ -161,17 +156,3 @@ class StrandsInstrumentor(FrameworkInstrumentor):
         if current is not None:
             current.prefer_latest(instance)
         return result
-
-    def _wrap(self, owner: Any, name: str, wrapper: Callable[..., Any]) -> None:
-        wrapt.wrap_function_wrapper(owner, name, wrapper)
-        self._patches.append((owner, name, vars(owner)[name]))
-
-
-def _unwrap(owner: Any, name: str, installed: Any) -> None:
-    """Puts back what `wrapt.wrap_function_wrapper(owner, name, …)` replaced with `installed`, unless something
-    wrapped it again since (then undoing ours would undo theirs: ours stays, inert while `_Hooks.on` is off). May
-    raise: the caller logs it."""
-    if vars(owner).get(name) is installed:
-        setattr(owner, name, installed.__wrapped__)
-    else:
-        log.debug("%s was wrapped again since agentotel wrapped it: left as it is", name)
