@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from . import semconv as sc
@@ -411,48 +412,73 @@ def _has_prefix(attributes: Mapping[str, Any], prefix: str) -> bool:
     return any(key.startswith(prefix) for key in attributes)
 
 
-def llm_input(attributes: Mapping[str, Any]) -> list[dict[str, Any]] | None:
-    """A model call's input messages from any instrumentation's attributes (the current GenAI attribute first)."""
-    found = _json(attributes.get(sc.GEN_AI_INPUT_MESSAGES))
+@dataclass(frozen=True)
+class _MessageForms:
+    """Where one side (input or output) of a model call's messages may be, in the order they are tried."""
+
+    current: str  # the GenAI attribute
+    openinference: str  # OpenInference's indexed prefix
+    traceloop: str  # the older conventions' indexed prefix
+    whole: tuple[str, ...]  # one attribute holding all of them (LangSmith's `gen_ai.prompt`, `input.value`)
+    role: str  # the role of a plain text found there
+    adk: str  # Google ADK's request / response attribute
+
+
+_INPUT_FORMS = _MessageForms(
+    sc.GEN_AI_INPUT_MESSAGES,
+    "llm.input_messages.",
+    "gen_ai.prompt.",
+    (sc.GEN_AI_PROMPT, sc.INPUT_VALUE),
+    "user",
+    sc.GCP_VERTEX_AGENT_LLM_REQUEST,
+)
+_OUTPUT_FORMS = _MessageForms(
+    sc.GEN_AI_OUTPUT_MESSAGES,
+    "llm.output_messages.",
+    "gen_ai.completion.",
+    (sc.GEN_AI_COMPLETION, sc.OUTPUT_VALUE),
+    "assistant",
+    sc.GCP_VERTEX_AGENT_LLM_RESPONSE,
+)
+
+
+def _generations(value: Any) -> Any:
+    """LangChain's `LLMResult` (`{"generations": [[...]]}`) as the messages it holds; anything else as it is."""
+    if isinstance(value, dict) and isinstance(value.get("generations"), list):
+        return [
+            g.get("message", g)
+            for batch in value["generations"]
+            for g in (batch if isinstance(batch, list) else [batch])
+            if isinstance(g, dict)
+        ]
+    return value
+
+
+def _llm_messages(attributes: Mapping[str, Any], forms: _MessageForms) -> list[dict[str, Any]] | None:
+    found = _json(attributes.get(forms.current))
     if isinstance(found, list):
         return found
-    if _has_prefix(attributes, "llm.input_messages."):
-        return _openinference_messages(attributes, "llm.input_messages.")
-    if _has_prefix(attributes, "gen_ai.prompt."):
-        return _traceloop_messages(attributes, "gen_ai.prompt.")
-    for key in (sc.GEN_AI_PROMPT, sc.INPUT_VALUE):
+    if _has_prefix(attributes, forms.openinference):
+        return _openinference_messages(attributes, forms.openinference)
+    if _has_prefix(attributes, forms.traceloop):
+        return _traceloop_messages(attributes, forms.traceloop)
+    for key in forms.whole:
         if key in attributes:
-            messages = _messages(attributes[key])
-            return messages if messages is not None else [message("user", attributes[key])]
-    if sc.GCP_VERTEX_AGENT_LLM_REQUEST in attributes:
-        return _adk_messages(attributes[sc.GCP_VERTEX_AGENT_LLM_REQUEST], response=False)
+            messages = _messages(_generations(_json(attributes[key])))
+            return messages if messages is not None else [message(forms.role, attributes[key])]
+    if forms.adk in attributes:
+        return _adk_messages(attributes[forms.adk], response=forms is _OUTPUT_FORMS)
     return None
+
+
+def llm_input(attributes: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """A model call's input messages from any instrumentation's attributes (the current GenAI attribute first)."""
+    return _llm_messages(attributes, _INPUT_FORMS)
 
 
 def llm_output(attributes: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     """A model call's output messages from any instrumentation's attributes."""
-    found = _json(attributes.get(sc.GEN_AI_OUTPUT_MESSAGES))
-    if isinstance(found, list):
-        return found
-    if _has_prefix(attributes, "llm.output_messages."):
-        return _openinference_messages(attributes, "llm.output_messages.")
-    if _has_prefix(attributes, "gen_ai.completion."):
-        return _traceloop_messages(attributes, "gen_ai.completion.")
-    for key in (sc.GEN_AI_COMPLETION, sc.OUTPUT_VALUE):
-        if key in attributes:
-            value = _json(attributes[key])
-            if isinstance(value, dict) and isinstance(value.get("generations"), list):  # LangChain's LLMResult
-                value = [
-                    g.get("message", g)
-                    for batch in value["generations"]
-                    for g in (batch if isinstance(batch, list) else [batch])
-                    if isinstance(g, dict)
-                ]
-            messages = _messages(value)
-            return messages if messages is not None else [message("assistant", attributes[key])]
-    if sc.GCP_VERTEX_AGENT_LLM_RESPONSE in attributes:
-        return _adk_messages(attributes[sc.GCP_VERTEX_AGENT_LLM_RESPONSE], response=True)
-    return None
+    return _llm_messages(attributes, _OUTPUT_FORMS)
 
 
 _TOOL_ARGUMENT_KEYS = (
