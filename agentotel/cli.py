@@ -4,6 +4,8 @@
     agentotel replay SESSION_ID|TRACE_ID|last [--source S] [--json]
     agentotel check [--max-failure-rate 0.05] [--max-cost USD] [--min-sessions N] [--running-grace 1h] [--since ...]
     agentotel prune [--keep N] [--older-than 30d] [--vacuum] [--source STORE] [--json]
+    agentotel export SESSION_ID|TRACE_ID|last [--source S] -o FILE [--require-content] [--json]
+    agentotel diff A B [--source S [--source S2]] [--ignore RULE] [--json | --html FILE]  |  --run A --run B
     agentotel demo [--store PATH] [--json]
 
 Exit codes: 0 ok, 1 a check failed, 2 bad usage or input (an unknown id, a damaged or locked store, a bad
@@ -299,6 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--store", metavar="PATH", help="store the sessions in this file (default: the embedded store)")
     demo.add_argument("--json", action="store_true", help="print the sessions as JSON instead of text")
     demo.set_defaults(run=cmd_demo)
+    from .cli_export import register as register_export
+
+    register_export(commands)
+    from .cli_diff import register as register_diff
+
+    register_diff(commands)
     return parser
 
 

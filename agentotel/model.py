@@ -15,7 +15,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import conventions
 from . import semconv as sc
@@ -23,6 +23,9 @@ from ._content import parse_json
 from ._gc import paused_gc
 from .pricing import model_of, prices, provider_of, usage_from_attributes
 from .records import ExceptionInfo, SpanRecord
+
+if TYPE_CHECKING:
+    from .diff import SessionDiff
 
 SUCCESS = sc.AGENTOTEL_SESSION_END_STATE_VALUE_SUCCESS
 FAIL = sc.AGENTOTEL_SESSION_END_STATE_VALUE_FAIL
@@ -280,7 +283,11 @@ class Session:
         self.dropped_events = 0
         self.max_events: int | None = None
         self.url_template: str | None = None
+        self.root_attributes: Mapping[str, Any] = {}
+        """The attributes of the session's root span, for a session rebuilt from it (the test run and test that
+        recorded it, for one): empty for a live session."""
         self._records: list[SpanRecord] = []
+        self._root: SpanRecord | None = None  # the session's own span, once seen: what `save` writes first
         self._lock = threading.Lock()
         self._cache_key = -1
         self._events: list[Event] = []
@@ -301,6 +308,7 @@ class Session:
             start_ns=record.start_ns,
             conversation_id=_str_or_none(attrs.get(sc.GEN_AI_CONVERSATION_ID)),
         )
+        session.root_attributes = attrs
         session.apply_end(record)
         return session
 
@@ -321,6 +329,7 @@ class Session:
 
     def apply_end(self, record: SpanRecord) -> None:
         """Takes the end time and end state from the session's ended root span."""
+        self._root = record
         if record.end_ns is None:
             return
         attrs = record.attributes
@@ -483,6 +492,22 @@ class Session:
         if path is not None:
             Path(path).write_text(page, encoding="utf-8")
         return page
+
+    def diff(self, other: Session, *, ignore: str | Iterable[str] | None = None) -> SessionDiff:
+        """How `other` behaves differently from this session: steps aligned, arguments and results that changed,
+        figures before and after, the first divergence (`agentotel.diff`). `ignore` rules leave things out
+        (`agentotel.diff_ignore`: `["arguments.request_id", "cost", "@current_time"]`)."""
+        from .diff import diff
+
+        return diff(self, other, ignore=ignore)
+
+    def save(self, path: str | os.PathLike[str], *, require_content: bool = False) -> list[str]:
+        """Writes the session's spans to `path` as OTLP JSON Lines (a fixture `agentotel.testing.rerun` re-runs,
+        readable by every `--source`) and returns what it lacks for a re-run, warned about (`require_content=True`
+        raises instead). See `sessions_file.save_session`."""
+        from .sessions_file import save_session
+
+        return save_session(self, path, require_content=require_content)
 
     def to_dict(self) -> dict[str, Any]:
         """The session as JSON-ready data, with the same fields as this class."""
@@ -822,7 +847,7 @@ def _build_sessions(records: list[SpanRecord], include_traces_without_session: b
         owner = chain[0]
         if record.trace_id != owner.trace_id:
             by_trace.setdefault(record.trace_id, []).append(record)
-            continue  # a `session.id` outside its session's trace (forged or stale baggage) joins it not (`propagation.py`)
+            continue  # a `session.id` outside its session's trace (forged, stale baggage) joins no session
         if record.span_id == owner.span_id and record.trace_id == owner.trace_id:
             # A session's own root span is an event of the sessions it is nested in, not of itself.
             chain = _chain(sessions, sessions.get(owner.parent_id) if owner.parent_id else None)

@@ -22,6 +22,7 @@ from . import _clock as clock
 from . import semconv as sc
 from ._config import settings
 from ._content import bind_arguments, to_json
+from ._rerun_hook import servable
 from ._span_attributes import set_text_attribute
 from ._version import __version__
 from ._wrapping import wrap
@@ -146,7 +147,7 @@ class _Step:
         return open_scope
 
     def decorate(self, func: F) -> F:
-        return wrap(func, self.opener(func))
+        return wrap(servable(func, self.kind, self.attributes), self.opener(func))
 
 
 def _tool_step(name: str, description: str | None) -> _Step:

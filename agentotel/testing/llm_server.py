@@ -50,9 +50,11 @@ __all__ = [
     "Reply",
     "Responder",
     "ToolCall",
+    "WireReply",
     "default_responder",
     "embedding_for",
     "last_user_text",
+    "wire_reply",
 ]
 
 logger = logging.getLogger(__name__)
@@ -109,12 +111,30 @@ class ToolCall:
     """One tool (function) call made by the model in a `Reply`.
 
     ``id`` is used verbatim as OpenAI's ``tool_calls[].id`` / Responses ``call_id`` and as Anthropic's ``tool_use``
-    block id; ``arguments`` is sent JSON-encoded to OpenAI and as the ``input`` object to Anthropic.
+    block id; ``arguments`` is sent JSON-encoded to OpenAI and as the ``input`` object to Anthropic. Arguments given
+    as JSON text (what a recorded model wrote, kept as written) go to OpenAI as they are, and to Anthropic parsed
+    (an empty object when the text is no JSON object).
     """
 
     id: str
     name: str
-    arguments: dict[str, Any] = field(default_factory=dict)
+    arguments: dict[str, Any] | str = field(default_factory=dict)
+
+    @property
+    def arguments_text(self) -> str:
+        """The arguments as OpenAI sends them: JSON text."""
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+
+    @property
+    def arguments_object(self) -> dict[str, Any]:
+        """The arguments as Anthropic sends them: an object."""
+        if isinstance(self.arguments, dict):
+            return self.arguments
+        try:
+            parsed = json.loads(self.arguments)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
 
 
 @dataclass
@@ -145,6 +165,8 @@ class Reply:
             reported, as the real APIs do. On the Responses API ``"length"`` and ``"content_filter"`` give an
             ``"incomplete"`` response.
         model: model name reported; default: the request's ``model``.
+        response_id: the response's id (OpenAI's ``chatcmpl-...`` / ``resp_...``, Anthropic's ``msg_...``); default:
+            one made from the request's sequence number. A re-run serves the recorded one.
         status: 200, or an HTTP error status from 400 to 599, which makes an error reply in the provider's JSON
             error shape (OpenAI ``{"error": {"message", "type", "param", "code"}}``, Anthropic ``{"type": "error",
             "error": {"type", "message"}}``), whose message is ``text`` when given. The SDKs raise their typed errors
@@ -168,6 +190,7 @@ class Reply:
     cache_creation_tokens: int = 0
     finish_reason: str = "stop"
     model: str | None = None
+    response_id: str | None = None
     status: int = 200
     error_body: dict[str, Any] | None = None
     delay: float = 0.0
@@ -437,7 +460,7 @@ def _usage(reply: Reply, body: Any) -> _Usage:
         total = max(1, _prompt_words(body)) + cached + write
     output = reply.output_tokens
     if output is None:
-        words = len(reply.text.split()) + sum(len(json.dumps(tc.arguments).split()) for tc in reply.tool_calls)
+        words = len(reply.text.split()) + sum(len(tc.arguments_text.split()) for tc in reply.tool_calls)
         output = max(1, words) + reply.reasoning_tokens
     return _Usage(total, max(0, total - cached - write), cached, write, output, reply.reasoning_tokens)
 
@@ -498,6 +521,10 @@ class _Event:
     data: str
     delta: bool = False  # counts toward Reply.abort_stream_after
 
+    def encode(self) -> bytes:
+        """The event as it goes on the wire."""
+        return ((f"event: {self.name}\n" if self.name else "") + f"data: {self.data}\n\n").encode()
+
 
 def _sse(name: str | None, payload: Any, delta: bool = False) -> _Event:
     return _Event(name, payload if isinstance(payload, str) else json.dumps(payload), delta)
@@ -537,7 +564,7 @@ class _Builder:
 
     def _chat_base(self, obj: str) -> dict[str, Any]:
         return {
-            "id": f"chatcmpl-llmserver{self.seq:06d}",
+            "id": self.reply.response_id or f"chatcmpl-llmserver{self.seq:06d}",
             "object": obj,
             "created": self.created,
             "model": self.model,
@@ -558,7 +585,7 @@ class _Builder:
                 {
                     "id": tc.id,
                     "type": "function",
-                    "function": {"name": tc.name, "arguments": json.dumps(tc.arguments)},
+                    "function": {"name": tc.name, "arguments": tc.arguments_text},
                 }
                 for tc in reply.tool_calls
             ]
@@ -585,7 +612,7 @@ class _Builder:
         for index, tc in enumerate(reply.tool_calls):
             start = {"index": index, "id": tc.id, "type": "function", "function": {"name": tc.name, "arguments": ""}}
             events.append(_sse(None, chunk({"tool_calls": [start]})))
-            for piece in _split_text(json.dumps(tc.arguments), 2):
+            for piece in _split_text(tc.arguments_text, 2):
                 piece_delta = {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
                 events.append(_sse(None, chunk(piece_delta), delta=True))
         events.append(_sse(None, chunk({}, _openai_finish(reply))))
@@ -617,7 +644,7 @@ class _Builder:
                     "status": "completed",
                     "call_id": tc.id,
                     "name": tc.name,
-                    "arguments": json.dumps(tc.arguments),
+                    "arguments": tc.arguments_text,
                 }
             )
         return items
@@ -628,7 +655,7 @@ class _Builder:
         incomplete = {"length": "max_output_tokens", "content_filter": "content_filter"}.get(finish)
         status = ("incomplete" if incomplete else "completed") if final else "in_progress"
         return {
-            "id": f"resp_llmserver{self.seq:06d}",
+            "id": self.reply.response_id or f"resp_llmserver{self.seq:06d}",
             "object": "response",
             "created_at": self.created,
             "status": status,
@@ -755,14 +782,16 @@ class _Builder:
         blocks: list[dict[str, Any]] = []
         if reply.text or not reply.tool_calls:
             blocks.append({"type": "text", "text": reply.text})
-        blocks += [{"type": "tool_use", "id": tc.id, "name": tc.name, "input": tc.arguments} for tc in reply.tool_calls]
+        blocks += [
+            {"type": "tool_use", "id": tc.id, "name": tc.name, "input": tc.arguments_object} for tc in reply.tool_calls
+        ]
         return blocks
 
     def message(self) -> dict[str, Any]:
         usage = self._anthropic_usage()
         usage["service_tier"] = "standard"
         return {
-            "id": f"msg_llmserver{self.seq:06d}",
+            "id": self.reply.response_id or f"msg_llmserver{self.seq:06d}",
             "type": "message",
             "role": "assistant",
             "model": self.model,
@@ -811,6 +840,66 @@ def _error_body(anthropic: bool, status: int, message: str) -> dict[str, Any]:
         return {"type": "error", "error": {"type": kind, "message": message}}
     kind, code = _OPENAI_ERROR_TYPES.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+@dataclass(frozen=True)
+class WireReply:
+    """One answer as a provider sends it: an HTTP status, the reply's extra headers, and either a JSON body
+    (`payload`) or a stream of server-sent events (`events`)."""
+
+    status: int
+    headers: dict[str, str]
+    payload: Any = None
+    events: tuple[_Event, ...] | None = None
+
+    @property
+    def stream(self) -> bool:
+        return self.events is not None
+
+    @property
+    def content_type(self) -> str:
+        return "text/event-stream; charset=utf-8" if self.stream else "application/json"
+
+    def body(self) -> bytes:
+        """The whole body: the JSON, or every event of the stream one after another."""
+        if self.events is not None:
+            return b"".join(event.encode() for event in self.events)
+        return json.dumps(self.payload).encode()
+
+
+def wire_reply(endpoint: str | None, body: Any, reply: Reply, seq: int) -> WireReply:
+    """`reply` to a request of `endpoint` (a `ROUTES` value) with JSON `body`, in that API's wire format: what
+    `LLMServer` sends, built without a server (a re-run answers in-process with it). `seq` numbers the reply's ids.
+
+    An endpoint that is not served gets a 404, a body that is no JSON object a 400, an error `Reply` its error body
+    (both in the provider's shape); a streamed request (``"stream": true``) gets events. Raises when the request
+    is too unusual to answer (the server answers 500 then)."""
+    anthropic = endpoint == "messages"
+    if endpoint is None or endpoint not in ROUTES.values():
+        served = ", ".join(f"POST {p}" for p in ROUTES)
+        return WireReply(404, {}, _error_body(False, 404, f"LLMServer has no route for {endpoint}; it serves {served}"))
+    if not isinstance(body, dict):
+        return WireReply(400, {}, _error_body(anthropic, 400, "The request body must be a JSON object"))
+    if reply.status >= 400:
+        error = reply.error_body
+        if error is None:
+            error = _error_body(anthropic, reply.status, reply.text or f"Scripted error reply (HTTP {reply.status})")
+        return WireReply(reply.status, dict(reply.headers), error)
+    builder = _Builder(reply, body, seq)
+    if body.get("stream") is True and endpoint != "embeddings":
+        events = {
+            "chat.completions": builder.chat_completion_events,
+            "responses": builder.response_events,
+            "messages": builder.message_events,
+        }[endpoint]()
+        return WireReply(200, dict(reply.headers), events=tuple(events))
+    payload = {
+        "chat.completions": builder.chat_completion,
+        "responses": builder.response,
+        "messages": builder.message,
+        "embeddings": builder.embeddings,
+    }[endpoint]()
+    return WireReply(200, dict(reply.headers), payload)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -934,40 +1023,18 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.delay and owner._stopping.wait(reply.delay):
             self.close_connection = True
             return
-        if reply.status >= 400:
-            error = reply.error_body
-            if error is None:
-                error = _error_body(
-                    anthropic, reply.status, reply.text or f"Scripted error reply (HTTP {reply.status})"
-                )
-            self._send_json(reply.status, error, seq, reply.headers)
-            return
-        stream = body.get("stream") is True and endpoint != "embeddings"
         try:
-            builder = _Builder(reply, body, seq)
-            if stream:
-                events = {
-                    "chat.completions": builder.chat_completion_events,
-                    "responses": builder.response_events,
-                    "messages": builder.message_events,
-                }[endpoint]()
-            else:
-                payload = {
-                    "chat.completions": builder.chat_completion,
-                    "responses": builder.response,
-                    "messages": builder.message,
-                    "embeddings": builder.embeddings,
-                }[endpoint]()
+            wire = wire_reply(endpoint, body, reply, seq)
         except Exception as error:  # an unusual request body: answer 500 rather than drop the connection
             with owner._lock:
                 owner.errors.append(error)
             message = f"LLMServer could not build a reply: {type(error).__name__}: {error}"
             self._send_json(500, _error_body(anthropic, 500, message), seq)
             return
-        if stream:
-            self._send_stream(events, seq, reply)
+        if wire.events is not None:
+            self._send_stream(list(wire.events), seq, reply)
         else:
-            self._send_json(200, payload, seq, reply.headers)
+            self._send_json(wire.status, wire.payload, seq, wire.headers)
 
     def _common_headers(self, seq: int, extra: dict[str, str] | None) -> None:
         request_id = f"req_llmserver{seq:06d}"
@@ -1001,8 +1068,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._common_headers(seq, reply.headers)
         self.end_headers()
         for event in events[:cut]:
-            text = (f"event: {event.name}\n" if event.name else "") + f"data: {event.data}\n\n"
-            data = text.encode()
+            data = event.encode()
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         if cut < len(events):
             self.close_connection = True  # end the body without its last chunk: the client sees an aborted stream

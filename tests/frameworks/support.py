@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 import agentotel as agentops
 from agentotel import ActionEvent
+from agentotel import semconv as sc
 from agentotel.model import Session
 from agentotel.testing import Capture, capture
 from agentotel.testing.llm_server import LLMServer, Reply, ToolCall
@@ -232,12 +233,19 @@ def _texts(value: Any) -> Iterable[str]:
         yield str(value)
 
 
+_NOT_CONTENT = frozenset({sc.AGENTOTEL_TEST_NODE_ID})
+"""The test's own node id, which the pytest plugin stamps on each session: it holds the test's parameters
+(`[cust_42]`), not the agent's content."""
+
+
 def leaked_content(run_: SupportRun, secrets: Iterable[str] = SECRETS) -> list[str]:
     """Where content was found: exported spans' attributes, events and status, and the live session's events."""
     found = []
     secrets = tuple(secrets)
     for span in run_.spans:
-        places: list[tuple[str, Any]] = [(f"{span.name} attribute {k}", v) for k, v in (span.attributes or {}).items()]
+        places: list[tuple[str, Any]] = [
+            (f"{span.name} attribute {k}", v) for k, v in (span.attributes or {}).items() if k not in _NOT_CONTENT
+        ]
         for event in span.events:
             places += [(f"{span.name} event {event.name}.{k}", v) for k, v in (event.attributes or {}).items()]
         places.append((f"{span.name} status", span.status.description))
