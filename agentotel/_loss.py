@@ -157,7 +157,12 @@ class LossLedger:
             self._reported.clear()
 
     def _after_fork(self) -> None:
+        # A forked child counts its own losses: the parent's were the parent's to report (and it does).
         self._lock = threading.Lock()
+        self._counts = dict.fromkeys(KINDS, 0)
+        self._warned = set()
+        self._by_destination = {}
+        self._reported = {}
 
 
 ledger = LossLedger()
@@ -391,14 +396,23 @@ class AccountedBatchProcessor(SpanProcessor):
         self._flushing: _Background | None = None
         self._flush_lock = threading.Lock()
         if hasattr(os, "register_at_fork"):
-            numbering = weakref.ref(self._numbering)  # a strong reference would keep every processor ever made
+            me = weakref.ref(self)  # a strong reference would keep every processor ever made
 
             def after_fork_in_child() -> None:
-                found = numbering()
+                found = me()
                 if found is not None:
-                    found.after_fork()
+                    found._after_fork_in_child()
 
             os.register_at_fork(after_in_child=after_fork_in_child)
+
+    def _after_fork_in_child(self) -> None:
+        """The child's processor starts clean: the SDK emptied the queue (what it held is the parent's to export),
+        and a flush the parent had in progress is the parent's: its thread does not exist here, and waiting for it
+        would time out every flush of the child. Runs inside `os.fork()`."""
+        self._numbering.after_fork()
+        self._flush_lock = threading.Lock()
+        self._flushing = None
+        self._stuck = False
 
     @property
     def span_exporter(self) -> SpanExporter:

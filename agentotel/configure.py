@@ -4,17 +4,36 @@ Coexists with what the app (or `opentelemetry-instrument`) already configured: a
 already the global one gets our processors added, never replaced. Never phones home: with no exporter given and
 no `OTEL_*` export variable set, spans go to the embedded session store (`store.py`; `AGENTOTEL_STORE=off` turns
 it off) besides the live sessions.
+
+How the process ends (`_install_process_hooks`, once): each way out ends the sessions still open `Indeterminate`
+with a reason and flushes what is buffered, in bounded time:
+- interpreter exit: `atexit`;
+- a `multiprocessing` worker's normal end (fork start method: it leaves by `os._exit`, which skips atexit):
+  multiprocessing's own exit finalizers (`util.Finalize`, armed in each worker by `util.register_after_fork`);
+- SIGTERM (`docker stop`, `Pool.terminate()`): a handler that flushes first, then does what SIGTERM did before —
+  calls the app's own handler, or, when it was the default, ends open sessions, shuts export down (what could not
+  be sent is counted and said) and dies by the signal as it would have. It is installed only from the main thread,
+  only over the default or a Python handler (an ignored SIGTERM, or one handled outside Python, is left alone),
+  and not at all with `AGENTOTEL_SIGTERM=off`. A handler the app sets after `init()` replaces it.
+A child made by a bare `os.fork()` that leaves by `os._exit` runs none of these: call `agentotel.force_flush()`
+first. In a forked child, the locks agentotel's module-level objects hold are made anew (a parent's thread may have
+held one at the fork).
 """
 
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import os
+import signal
+import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from opentelemetry import trace
@@ -30,7 +49,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from . import _clock as clock
 from . import semconv as sc
 from ._config import content_capture_from_env, content_events_from_env, scope_names, settings
-from ._loss import batch_processor
+from ._loss import _bounded, batch_processor
 from .processors import AgentotelSpanProcessor, ExportPipeline
 from .propagation import install_default_propagators
 from .redaction import redaction
@@ -196,8 +215,8 @@ def init(
             exporters += store_exporters(other_export=True)  # beside a given exporter only when AGENTOTEL_STORE is set
             state.pipeline.replace(_processor_for(e) for e in exporters)
         if not state.initialized:
-            atexit.register(_end_open_sessions)
             install_default_propagators()  # the session id goes to internal hosts only (`propagation.py`)
+        _install_process_hooks()
         state.initialized = True
     if instrument:
         _instrument_clients()
@@ -238,19 +257,171 @@ def _instrument_clients() -> None:
         log.debug("Could not instrument the LLM clients", exc_info=True)
 
 
-def _end_open_sessions() -> None:
-    """At interpreter exit, ends sessions still open as Indeterminate and flushes what is buffered."""
-    try:
-        from .sessions import end_all_sessions
+EXIT_REASON = "the process exited with the session open"
+SIGTERM_REASON = "the process was terminated (SIGTERM) with the session open"
+SIGTERM_ENV = "AGENTOTEL_SIGTERM"
+EXIT_FLUSH_MS = 5_000
+"""Longest the exporters are waited for at exit, all together."""
+EXIT_END_BUDGET_S = 2.0
+"""How long sessions still open at exit end with their totals; past it the others end without (`sessions.py`)."""
+SIGTERM_FLUSH_MS = 3_000
+"""Longest a SIGTERM waits for the exporters, all together, before the app's handler or the default runs."""
+SIGTERM_BUDGET_S = 6.0
+"""Longest all a SIGTERM does before the app's handler or the default runs (docker stop waits 10 s)."""
 
-        end_all_sessions("Indeterminate", "the process exited with the session open")
+
+def _end_open_sessions(reason: str = EXIT_REASON, flush_ms: int = EXIT_FLUSH_MS) -> None:
+    """At interpreter exit (or a multiprocessing worker's), ends sessions still open as Indeterminate with `reason`
+    and flushes what is buffered, every exporter within one deadline of `flush_ms`. Never raises."""
+    try:
+        from .sessions import end_every_session
+
+        end_every_session("Indeterminate", reason, EXIT_END_BUDGET_S)
     except Exception:
         log.debug("Could not end open sessions at exit", exc_info=True)
+    force_flush(flush_ms)
+
+
+_hooks_installed = False
+_sigterm_installed = False
+_terminating = False
+
+
+def _install_process_hooks() -> None:
+    """The process-exit wiring, once per process (SIGTERM's handler also later, from the main thread, if an earlier
+    `init()` ran in another). Never raises."""
+    global _hooks_installed
+    if not _hooks_installed:
+        _hooks_installed = True
+        atexit.register(_end_open_sessions)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+        _arm_this_worker()
+    _install_sigterm_handler()
+
+
+def _arm_this_worker() -> None:
+    """When this process is a `multiprocessing` worker that set agentotel up itself (its parent had not), has its
+    normal end flush too. Never raises."""
     try:
-        if state.pipeline is not None:
-            state.pipeline.force_flush(5_000)
+        multiprocessing = sys.modules.get("multiprocessing")
+        if multiprocessing is not None and multiprocessing.parent_process() is not None:
+            _at_worker_start(None)
     except Exception:
         pass
+
+
+def _after_fork_in_child() -> None:
+    """In a forked child: fresh module-level locks (a parent's thread may have held one at the fork), and the
+    multiprocessing exit hook armed. Runs inside `os.fork()`: never raises."""
+    global _lock
+    try:
+        _lock = threading.RLock()
+        if state.pipeline is not None:
+            state.pipeline._lock = threading.Lock()
+        from . import _gc
+        from .pricing import prices
+
+        prices._lock = threading.Lock()
+        _gc._lock = threading.Lock()
+        if _gc._depth:  # a parent's thread was building a big batch with the collector paused: not this process
+            _gc._depth = 0
+            if _gc._paused:
+                _gc._paused = False
+                gc.enable()
+    except Exception:
+        pass
+    _arm_worker_exit()
+
+
+class _WorkerExit:
+    """The object multiprocessing's after-fork registry holds (weakly) for agentotel."""
+
+
+_WORKER_EXIT = _WorkerExit()
+
+
+def _arm_worker_exit() -> None:
+    """Has a `multiprocessing` worker forked from this process end its sessions and flush at its normal end: it
+    leaves by `os._exit`, after its exit finalizers; `Process._bootstrap` clears those it inherits, then calls the
+    after-fork callbacks, which register ours. Never raises."""
+    try:
+        util = sys.modules.get("multiprocessing.util")
+        if util is not None:
+            util.register_after_fork(_WORKER_EXIT, _at_worker_start)
+    except Exception:
+        pass
+
+
+def _at_worker_start(_owner: object) -> None:
+    try:
+        from multiprocessing import util
+
+        util.Finalize(None, _end_open_sessions, exitpriority=-100)  # the last of the worker's finalizers
+    except Exception:
+        log.debug("Could not arm the multiprocessing worker's exit", exc_info=True)
+
+
+class _SigtermHandler:
+    """Flushes on SIGTERM (bounded), then does what SIGTERM did before agentotel: the app's handler, or the
+    default (the process ends by the signal). Never raises into the app beyond what its own handler raises."""
+
+    agentotel = True
+
+    def __init__(self, previous: Callable[[int, FrameType | None], Any] | int) -> None:
+        self.previous = previous
+
+    def __call__(self, signum: int, frame: FrameType | None) -> Any:
+        global _terminating
+        previous = self.previous
+        if callable(previous) and not _terminating:
+            # The app handles SIGTERM: what ended is exported first; what is open is its handler's to decide.
+            _bounded(lambda: force_flush(SIGTERM_FLUSH_MS), SIGTERM_BUDGET_S, "sigterm")
+            return previous(signum, frame)
+        if not _terminating:  # a second SIGTERM while the first is handled does not wait again
+            _terminating = True
+            # A worker thread does the work, waited for with a bound: this frame may hold a lock it needs.
+            _bounded(_finish_on_sigterm, SIGTERM_BUDGET_S, "sigterm")
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+        except Exception:
+            pass
+        os._exit(128 + signal.SIGTERM)  # only when the signal could not end the process: the status a shell shows
+
+
+def _finish_on_sigterm() -> None:
+    """SIGTERM with the default handler: open sessions end, buffered spans are flushed, export shuts down (counting
+    and saying what it could not send). Never raises."""
+    _end_open_sessions(SIGTERM_REASON, SIGTERM_FLUSH_MS)
+    try:
+        if state.pipeline is not None:
+            state.pipeline.shutdown()
+    except Exception:
+        log.debug("Could not shut export down on SIGTERM", exc_info=True)
+
+
+def _install_sigterm_handler() -> None:
+    """Installs `_SigtermHandler` where SIGTERM is ours to touch (see the module's docstring). Never raises."""
+    global _sigterm_installed
+    if _sigterm_installed or os.name != "posix" or not hasattr(signal, "SIGTERM"):
+        return
+    if os.environ.get(SIGTERM_ENV, "").strip().lower() in ("off", "false", "0", "no", "none"):
+        return
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set a handler; a later init() from it will
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+        if getattr(previous, "agentotel", False):
+            _sigterm_installed = True
+            return
+        if previous is None or previous == signal.SIG_IGN:
+            _sigterm_installed = True  # not ours: handled outside Python, or ignored on purpose
+            return
+        signal.signal(signal.SIGTERM, _SigtermHandler(previous))
+        _sigterm_installed = True
+    except Exception:  # ValueError from another interpreter than the main one, among others
+        log.debug("Could not install agentotel's SIGTERM handler", exc_info=True)
 
 
 def add_export_processor(processor: SpanProcessor) -> None:
@@ -267,11 +438,26 @@ def remove_export_processor(processor: SpanProcessor) -> None:
 
 def force_flush(timeout_millis: int = 5_000) -> bool:
     """Exports what is buffered: agentotel's pipeline, and the provider's own processors when the provider is
-    someone else's (e.g. `opentelemetry-instrument`'s exporters). Never raises."""
+    someone else's (e.g. `opentelemetry-instrument`'s exporters), all within `timeout_millis` (each processor gets
+    what is left of it, as the SDK's provider does). Never raises."""
     try:
-        ok = state.pipeline.force_flush(timeout_millis) if state.pipeline else True
+        deadline = time.monotonic() + max(0, timeout_millis) / 1000
+        ok = True
+        for processor in state.pipeline.processors if state.pipeline is not None else ():
+            ok = _flush_within(processor, deadline) and ok
         if state.provider is not None and not state.owns_provider:
-            ok = state.provider.force_flush(timeout_millis) and ok
+            ok = _flush_within(state.provider, deadline) and ok
         return ok
     except Exception:
+        return False
+
+
+def _flush_within(flushable: SpanProcessor | TracerProvider, deadline: float) -> bool:
+    left_ms = int((deadline - time.monotonic()) * 1000)
+    if left_ms <= 0:
+        return False
+    try:
+        return bool(flushable.force_flush(left_ms))
+    except Exception:
+        log.debug("An export processor failed to flush", exc_info=True)
         return False

@@ -330,6 +330,8 @@ class Session:
     def apply_end(self, record: SpanRecord) -> None:
         """Takes the end time and end state from the session's ended root span."""
         self._root = record
+        if not self.root_attributes:
+            self.root_attributes = record.attributes  # a live session's too: its test run and test, for one
         if record.end_ns is None:
             return
         attrs = record.attributes

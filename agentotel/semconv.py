@@ -27,6 +27,9 @@ AGENTOTEL_RESPONSE_TOOL_CALL_IDS: Final = 'agentotel.response.tool_call.ids'
 AGENTOTEL_RESPONSE_TOOL_CALL_NAMES: Final = 'agentotel.response.tool_call.names'
 """Names of the tools the model asked to call, in the order it asked (names only; arguments are content)."""
 
+AGENTOTEL_SESSION_CALLER_ID: Final = 'agentotel.session.caller.id'
+"""The `session.id` an incoming request's W3C baggage named when this session started: the caller's session in another process. A link, not nesting (AGENTOTEL_SESSION_BAGGAGE=nest nests it instead)."""
+
 AGENTOTEL_SESSION_COST_AMOUNT: Final = 'agentotel.session.cost.amount'
 """Total cost of the model calls in the session and the sessions nested in it, each call counted once."""
 
@@ -344,6 +347,12 @@ MODEL_REQUEST_PARAMETERS: Final = 'model_request_parameters'
 NET_PEER_NAME: Final = 'net.peer.name'
 """Deprecated: The deprecated name of the host a client span sends to."""
 
+OPENAI_API_TYPE: Final = 'openai.api.type'
+"""The type of OpenAI API being used."""
+
+OPENAI_API_TYPE_VALUE_CHAT_COMPLETIONS: Final = 'chat_completions'
+OPENAI_API_TYPE_VALUE_RESPONSES: Final = 'responses'
+
 OPENAI_REQUEST_SERVICE_TIER: Final = 'openai.request.service_tier'
 """The service tier requested."""
 
@@ -443,6 +452,7 @@ AttributeName = Literal[
     'agentotel.content.truncated',
     'agentotel.response.tool_call.ids',
     'agentotel.response.tool_call.names',
+    'agentotel.session.caller.id',
     'agentotel.session.cost.amount',
     'agentotel.session.dropped_events',
     'agentotel.session.end_state',
@@ -535,6 +545,7 @@ AttributeName = Literal[
     'llm.token_count.total',
     'model_request_parameters',
     'net.peer.name',
+    'openai.api.type',
     'openai.request.service_tier',
     'openai.response.service_tier',
     'openai.response.system_fingerprint',

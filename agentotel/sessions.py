@@ -3,7 +3,16 @@
 
 A session is a root-of-its-story span (`invoke_agent {name}`) made current, with the `Session` object kept in the
 OpenTelemetry context (so threads and asyncio tasks each see their own) and its id in W3C baggage (so other
-processes can stamp their spans with it). A session started inside another is its child.
+processes can stamp their spans with it). A session started inside another is its child, `start_session()` too:
+AgentOps' `start_session()` nests the same way (its session span starts in the current context), and code such as
+a test fixture's session around an agent's own `start_session()` relies on the outer one seeing the inner one's
+steps and cost.
+
+A session keeps its own spans and links to the sessions nested in it; what it shows (`events`, cost, tokens) is
+gathered from them when read, and the totals it records as it ends are its own plus those of the nested sessions
+that ended before it. So a span is filed once however deep sessions nest, and code that never ends its sessions
+(each nested in the one before) costs no more per span. Running sessions are bounded (`live.py`): past
+`AGENTOTEL_MAX_RUNNING_SESSIONS` the oldest is ended `Indeterminate`.
 """
 
 from __future__ import annotations
@@ -13,9 +22,11 @@ import logging
 import os
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from opentelemetry import baggage, context, trace
 from opentelemetry.context import Context
@@ -24,12 +35,15 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from . import _clock as clock
 from . import semconv as sc
 from ._config import settings
+from ._gc import paused_gc
+from ._session_stamps import session_stamps
 from ._wrapping import wrap
 from .configure import ensure_initialized
-from .live import registry
-from .model import END_STATES, FAIL, INDETERMINATE, SUCCESS, Session
+from .live import MAX_RUNNING_ENV, RECORD_BYTES, REPORT_EVERY, estimate, registry
+from .model import END_STATES, FAIL, INDETERMINATE, SUCCESS, Event, Session
 from .processors import SESSION_CONTEXT_KEY, session_id_in
-from .records import format_span_id, format_trace_id
+from .propagation import nests_in_remote_session
+from .records import SpanRecord, format_span_id, format_trace_id
 from .steps import error_type_name, record_error, tracer
 
 log = logging.getLogger("agentotel")
@@ -38,13 +52,30 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class LiveSession(Session):
-    """A session running in this process: a `Session` that can be ended and tagged."""
+    """A session running in this process: a `Session` that can be ended and tagged.
+
+    Its own spans are its records; the sessions nested in it are linked (`children`) and their steps shown in its
+    `events` (gathered when read, cached until one of them changes). Never raises from its hooks."""
 
     _span: Span
     _parent_context: Context
     _token: object | None
     _pid: int
     """The process that started the session: only it ends the session's span."""
+
+    def __init__(self, id: str, name: str, **kwargs: Any) -> None:
+        super().__init__(id, name, **kwargs)
+        self.children: list[LiveSession] = []
+        """The sessions started inside this one (in this process), in the order they started."""
+        self.held_bytes = 0
+        """Estimated bytes of the spans this session keeps (`live.estimate`): its own, and those of nested sessions
+        the registry let go of, which it took over."""
+        self._pending_bytes = 0
+        self.recorded_totals: dict[str, Any] | None = None
+        """The totals set on the session's span as it ended."""
+        self._holder: weakref.ref[LiveSession] | None = None
+        self._view: list[Event] = []
+        self._view_key: tuple[int, int] | None = None
 
     def end(self, end_state: str = SUCCESS, end_state_reason: str | None = None) -> None:
         """Ends the session (once; later calls do nothing) with its totals on its span. Never raises: should
@@ -68,6 +99,137 @@ class LiveSession(Session):
     @property
     def active(self) -> bool:
         return not self.ended
+
+    # --- what it holds --------------------------------------------------------------------------------------------
+
+    def add(self, record: SpanRecord) -> None:
+        """Keeps a span of this session, within `max_events` and the registry's byte budget (else counts it as
+        dropped)."""
+        # With capture off and no exception (most spans), a span costs the fixed part: no call to work that out.
+        size = estimate(record) if settings.capture_content or record.exceptions else RECORD_BYTES
+        # Before this session's lock: making room takes the registry's, which is held while it takes sessions'.
+        if registry.full and not registry.make_room(size):
+            with self._lock:
+                self.dropped_events += 1
+            return
+        with self._lock:
+            if self.max_events is not None and len(self._records) >= self.max_events:
+                self.dropped_events += 1
+                return
+            self._records.append(record)
+            self.held_bytes += size
+            pending = self._pending_bytes + size
+            if pending < REPORT_EVERY:
+                self._pending_bytes = pending
+                return
+            self._pending_bytes = 0
+        registry.report(pending)
+
+    def reported_bytes(self) -> int:
+        """The bytes of `held_bytes` the registry has counted (the rest is reported at the next `REPORT_EVERY`)."""
+        return self.held_bytes - self._pending_bytes
+
+    def _report_pending(self) -> None:
+        with self._lock:
+            pending, self._pending_bytes = self._pending_bytes, 0
+        if pending:
+            registry.report(pending)
+
+    def adopt(self, child: LiveSession) -> None:
+        """Links a session started inside this one."""
+        with self._lock:
+            self.children.append(child)
+            child._holder = weakref.ref(self)
+
+    def absorb(self, child: Session) -> None:
+        """Takes over the spans of a nested session the registry lets go of: this session still shows them (and
+        the sessions nested in that one stay linked, to this one now)."""
+        grandchildren = list(getattr(child, "children", ()))
+        records = list(child._records)
+        with self._lock:
+            self.children = [c for c in self.children if c is not child]
+            self.children.extend(grandchildren)
+            self._records.extend(records)
+            self.held_bytes += int(getattr(child, "held_bytes", 0))
+            self._pending_bytes += int(getattr(child, "_pending_bytes", 0))
+        for grandchild in grandchildren:
+            grandchild._holder = weakref.ref(self)
+
+    def release_views(self) -> None:
+        """Drops the events built for an ended session (they are built again when read): a session kept in memory
+        keeps its spans, not a second copy of their content."""
+        with self._lock:
+            self._events = []
+            self._cache_key = -1
+            self._view = []
+            self._view_key = None
+        self._report_pending()  # what it holds counts in full once it ended: it is what the ring weighs
+
+    def _tree(self) -> list[Session]:
+        """This session and every session nested in it, each once."""
+        found: list[Session] = []
+        seen: set[int] = set()
+        waiting: list[Session] = [self]
+        while waiting:
+            session = waiting.pop()
+            if id(session) in seen:
+                continue
+            seen.add(id(session))
+            found.append(session)
+            waiting.extend(getattr(session, "children", ()))
+        return found
+
+    def _own_events(self) -> list[Event]:
+        return super().events
+
+    @property
+    def events(self) -> list[Event]:
+        """Every step of the session in the order they started, nested sessions' steps included."""
+        if not self.children:
+            return super().events
+        tree = self._tree()
+        key = (len(tree), sum(len(s._records) for s in tree))
+        with self._lock:
+            if self._view_key != key:
+                records = [record for session in tree for record in list(session._records)]
+                view = Session(self.id, self.name, trace_id=self.trace_id, span_id=self.span_id)
+                view._records = records
+                with paused_gc() if len(records) > 1_000 else nullcontext():
+                    self._view = view.events
+                self._view_key = key
+            return list(self._view)
+
+    def __len__(self) -> int:
+        return sum(len(s._records) for s in self._tree())
+
+    def totals(self) -> dict[str, Any]:
+        """The totals its span carries when it ends: its own steps', plus those of the sessions nested in it that
+        ended before it (each recorded as it ended). A nested session still running counts in its own totals."""
+        children = list(self.children)
+        if not children:
+            return Session.totals(self)
+        totals = Session.totals(cast(Session, _Own(self._own_events(), self.dropped_events)))
+        for child in children:
+            if child.ended:
+                _add_totals(totals, child.recorded_totals if child.recorded_totals is not None else child.totals())
+        return totals
+
+
+class _Own:
+    """A session's own steps, without those of the sessions nested in it: what `Session.totals` sums for it."""
+
+    __slots__ = ("dropped_events", "events")
+
+    def __init__(self, events: list[Event], dropped_events: int) -> None:
+        self.events = events
+        self.dropped_events = dropped_events
+
+
+def _add_totals(into: dict[str, Any], more: dict[str, Any]) -> None:
+    """Adds one session's totals (counts, tokens, cost) to another's."""
+    for key, value in more.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            into[key] = into.get(key, 0) + value
 
 
 def current_session(ctx: Context | None = None) -> LiveSession | None:
@@ -140,12 +302,30 @@ def start_session(
         return _untraced(session_name, session_tags, conversation)
 
 
+def _parent_of_new_session(parent_context: Context) -> tuple[str | None, str | None]:
+    """(the session a new session nests in, the caller's session it only links to). A session of this process that
+    is current is the parent. A session only incoming W3C baggage names (another process's, or anyone's who sent
+    the header) is not: the new session is one of its own, so its failures count for itself in `agentotel check`,
+    linked to the caller by `agentotel.session.caller.id` (`AGENTOTEL_SESSION_BAGGAGE=nest` nests it instead; see
+    `propagation.py`)."""
+    parent = current_session(parent_context)
+    if parent is not None:
+        return parent.id, None
+    local = context.get_value(SESSION_CONTEXT_KEY, parent_context)
+    if local is not None:  # this process's session, ended: its children stay its children, as before
+        return getattr(local, "id", None), None
+    remote = session_id_in(parent_context)
+    if remote is None:
+        return None, None
+    return (remote, None) if nests_in_remote_session() else (None, remote)
+
+
 def _start(name: str, session_tags: list[str], conversation_id: str | None) -> LiveSession:
     parent_context = context.get_current()
-    parent = current_session(parent_context)
-    parent_id = parent.id if parent is not None else session_id_in(parent_context)
+    parent_id, caller_id = _parent_of_new_session(parent_context)
     session_id = clock.make_session_id()
     attributes: dict[str, Any] = {
+        **session_stamps(),  # the pytest plugin's run and test ids (`_session_stamps.py`); the session's own win
         sc.GEN_AI_OPERATION_NAME: sc.GEN_AI_OPERATION_NAME_VALUE_INVOKE_AGENT,
         sc.GEN_AI_AGENT_NAME: name,
         sc.SESSION_ID: session_id,
@@ -154,6 +334,8 @@ def _start(name: str, session_tags: list[str], conversation_id: str | None) -> L
     }
     if parent_id:
         attributes[sc.AGENTOTEL_SESSION_PARENT_ID] = parent_id
+    if caller_id:
+        attributes[sc.AGENTOTEL_SESSION_CALLER_ID] = caller_id
     if conversation_id:
         attributes[sc.GEN_AI_CONVERSATION_ID] = conversation_id
     start = clock.now_ns()
@@ -180,7 +362,10 @@ def _start(name: str, session_tags: list[str], conversation_id: str | None) -> L
         session._parent_context = parent_context
         session._token = None
         session._pid = os.getpid()
-        registry.register(session)
+        too_many = registry.register(session)
+        holder = registry.get(parent_id) if parent_id else None
+        if isinstance(holder, LiveSession):
+            holder.adopt(session)
         ctx = trace.set_span_in_context(span, parent_context)
         ctx = context.set_value(SESSION_CONTEXT_KEY, session, ctx)
         ctx = baggage.set_baggage(sc.SESSION_ID, session_id, ctx)
@@ -188,7 +373,32 @@ def _start(name: str, session_tags: list[str], conversation_id: str | None) -> L
         span.end()  # a span left open would never be exported nor filed
         raise
     session._token = context.attach(ctx)
+    _end_the_oldest(too_many)  # after the attach: none of them is current here any more
     return session
+
+
+_warned_too_many = False
+
+
+def _end_the_oldest(sessions: list[Session]) -> None:
+    """Ends the running sessions past `AGENTOTEL_MAX_RUNNING_SESSIONS`, `Indeterminate`, with one warning. Never
+    raises."""
+    global _warned_too_many
+    if not sessions:
+        return
+    limit = registry.max_running
+    if not _warned_too_many:
+        _warned_too_many = True
+        log.warning(
+            "agentotel: more than %d sessions are running at once (%s); the oldest are ended Indeterminate as new "
+            "ones start. Is end_session() missing?",
+            limit,
+            MAX_RUNNING_ENV,
+        )
+    reason = f"ended by agentotel: more than {limit} sessions were running at once ({MAX_RUNNING_ENV})"
+    for session in sessions:
+        if isinstance(session, LiveSession):
+            session.end(INDETERMINATE, reason)
 
 
 def _untraced(name: str, session_tags: list[str], conversation_id: str | None) -> LiveSession:
@@ -235,7 +445,7 @@ def _now() -> int:
         return time.time_ns()
 
 
-def _end(session: LiveSession, end_state: str, reason: str | None) -> None:
+def _end(session: LiveSession, end_state: str, reason: str | None, *, sum_up: bool = True) -> None:
     if session.ended:
         log.debug("Session %s has already ended", session.id)
         return
@@ -253,7 +463,10 @@ def _end(session: LiveSession, end_state: str, reason: str | None) -> None:
     try:
         attributes: dict[str, Any] = {sc.AGENTOTEL_SESSION_END_STATE: state}
         try:
-            attributes.update(session.totals())
+            if sum_up:
+                totals = session.totals()
+                session.recorded_totals = totals
+                attributes.update(totals)
         except Exception:
             log.debug("Could not sum up session %s", session.id, exc_info=True)
         if reason_text:
@@ -336,9 +549,35 @@ def get_session(session_id: str | None = None) -> Session | None:
 
 def end_all_sessions(end_state: str = INDETERMINATE, end_state_reason: str | None = None) -> None:
     """Ends every running session, innermost first. Never raises."""
-    for session in sorted(registry.active(), key=lambda s: s.start_ns, reverse=True):
-        if isinstance(session, LiveSession):
+    end_every_session(end_state, end_state_reason)
+
+
+def end_every_session(end_state: str, end_state_reason: str | None, budget_s: float | None = None) -> None:
+    """Ends every running session, innermost first, each with its totals for `budget_s` seconds (no limit by
+    default); past it, the others end without totals (their spans still carry their end state and reason), so
+    that ending them takes about the same time however much they hold. Never raises."""
+    deadline = None if budget_s is None else time.monotonic() + budget_s
+    try:
+        running = sorted(registry.active(), key=lambda s: s.start_ns, reverse=True)
+    except Exception:
+        log.debug("Could not list the running sessions", exc_info=True)
+        return
+    for session in running:
+        if not isinstance(session, LiveSession):
+            continue
+        if deadline is not None and time.monotonic() > deadline:
+            session.recorded_totals = {}  # nothing summed: each nested one counts in its own span
+            _end_without_totals(session, end_state, end_state_reason)
+        else:
             session.end(end_state, end_state_reason)
+
+
+def _end_without_totals(session: LiveSession, end_state: str, reason: str | None) -> None:
+    try:
+        _end(session, end_state, reason, sum_up=False)
+    except Exception:
+        log.debug("Could not end session %s", session.id, exc_info=True)
+        _end_untraced(session, end_state, reason)
 
 
 class _SessionScope:

@@ -14,8 +14,17 @@ the session's root span arrives, with the totals it carries), so that listing se
 
 Retention: the store keeps the newest `AGENTOTEL_STORE_MAX_SESSIONS` outermost sessions (default 10,000; `0` keeps
 every one). When an app's writes take it past that by a tenth, its exporter removes the oldest sessions, the
-sessions nested in them and their spans, on the batch processor's thread. `agentotel prune` does the same by hand,
-by count or by age.
+sessions nested in them and their spans, on the batch processor's thread: after each batch it has written, for at
+most `PRUNE_BUDGET_S`, and never while the app exits. `agentotel prune` does the same by hand, by count or by age.
+Either way removal goes in short transactions (about `PRUNE_TRANSACTION_S` each) with pauses between them, so
+another process waiting to write waits for one of them, never for a whole prune of a store far over its limit. A
+session still `Running` is removed by age from its start, and by count once it started `STALE_RUNNING_S` ago: a
+process that dies mid-session leaves its session `Running` for good.
+
+A store file deleted, moved away or replaced while an app writes to it is noticed at the app's next batch (a `stat`
+before and after each): the exporter opens the file now at the path, making a new store when there is none, and
+writes the batch there; the old file's -wal and -shm are taken off the path first, so that SQLite never pairs them
+with the new file.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -55,14 +64,39 @@ SCHEMA_VERSION = 1
 WRITE_TIMEOUT_S = 10.0
 """How long a writer waits for another process's write lock before the batch is given up."""
 FORK_WAIT_S = 1.0
-"""Longest a `fork()` waits for a write to the store in progress to finish."""
+"""Longest a `fork()` waits for the exporter to finish what it is doing with the store."""
+FORK_TRANSACTION_WAIT_S = 10.0
+"""Longest a `fork()` then goes on waiting while the exporter's write transaction is still open: a child forked in
+the middle of one can never write the store (it inherits SQLite's record of the parent's write lock)."""
+_INHERITED: list[Store] = []
+"""Connections a forked child inherited: kept, never closed nor used (closing one rolls back, in the memory the
+child shares with its parent, the parent's transaction in progress: the parent's store is left malformed)."""
 READ_TIMEOUT_S = 5.0
 """How long a reader waits for a lock (only a writer in exclusive locking mode blocks readers in WAL mode)."""
 MAX_SESSIONS_ENV = "AGENTOTEL_STORE_MAX_SESSIONS"
 DEFAULT_MAX_SESSIONS = 10_000
+PRUNE_TRANSACTION_S = 0.02
+"""About how long one pruning transaction holds the store's write lock: how many sessions each removes adapts to it
+(and a pause as long follows it, in which other writers get the lock)."""
+PRUNE_BUDGET_S = 0.05
+"""Longest an app's exporter goes on pruning after a batch it wrote; the rest is left to its next batches."""
+STALE_RUNNING_S = 86_400.0
+"""A session `Running` that started this long ago is taken for one whose process died: pruning by count ranks it with
+the ended ones (a session that runs is never removed by count before that)."""
+_FIRST_PRUNE_BATCH = 100
+_MIN_PRUNE_BATCH = 50
+_MAX_PRUNE_BATCH = 5_000
+"""Outermost sessions the first pruning transaction removes, the fewest and the most any removes (with those nested
+in them). Fewer than the minimum would not make a transaction shorter: its commit's `fsync` alone takes milliseconds."""
+_MAX_PRUNE_ROWS = 2_000
+"""Spans of no session one pruning transaction removes at most."""
+_LEFT_BY_A_DELETED_STORE = ("-wal", "-shm", "-journal")
 
 __all__ = [
     "MAX_SESSIONS_ENV",
+    "PRUNE_BUDGET_S",
+    "PRUNE_TRANSACTION_S",
+    "STALE_RUNNING_S",
     "STORE_ENV",
     "Store",
     "StoreBatchProcessor",
@@ -194,6 +228,21 @@ CREATE INDEX IF NOT EXISTS sessions_parent_id ON sessions (parent_id);
 
 _OUTERMOST = "(parent_id IS NULL OR parent_id NOT IN (SELECT session_id FROM sessions))"
 """SQL: a session row nested in no stored session."""
+_BY_COUNT = "(end_ns IS NOT NULL OR start_ns < ?)"
+"""SQL: a session row pruning by count may remove: ended, or running since before the parameter (`_stale_before`)."""
+_DOOMED_BY_COUNT = (
+    f"INSERT INTO doomed SELECT session_id FROM sessions WHERE {_OUTERMOST} AND {_BY_COUNT} AND start_ns <= ? "
+    "AND (start_ns, rowid) <= (?, ?) ORDER BY start_ns, rowid LIMIT ?"
+)
+"""SQL: the oldest outermost sessions up to the boundary (`Store._keep_boundary`) that pruning by count removes, in
+the order of the start index (start, then rowid: no sort)."""
+_DOOMED_BY_AGE = (
+    f"INSERT INTO doomed SELECT session_id FROM sessions WHERE {_OUTERMOST} "
+    "AND (end_ns < ? OR (end_ns IS NULL AND start_ns < ?)) LIMIT ?"
+)
+"""SQL: outermost sessions that ended before the parameter, or still running that started before it."""
+_NO_SESSION = "session_id IS NULL AND end_ns < ?"
+_NO_SESSION_ROW = "end_ns < ? AND session_id IS NOT NULL AND session_id NOT IN (SELECT session_id FROM sessions)"
 _SPAN_COLUMNS = (
     "trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status_code, status_message, attributes, "
     "exceptions, service_name, session_id"
@@ -429,6 +478,57 @@ def _store_error(path: Path, error: BaseException, timeout: float) -> StoreError
     return StoreError(f"the store {path} cannot be used: {text}")
 
 
+def _identity(path: Path, *, missing: tuple[int, int] | None = (0, 0)) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path`; `missing` when there is none. Raises `OSError` for a path that cannot
+    be looked at."""
+    try:
+        found = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return missing
+    return (found.st_dev, found.st_ino)
+
+
+def _sidecar_identity(path: Path, suffix: str) -> tuple[int, int] | None:
+    """`_identity` of the store's -wal or -shm file; `None` when there is none or it cannot be looked at."""
+    try:
+        return _identity(Path(f"{path}{suffix}"), missing=None)
+    except OSError:
+        return None
+
+
+@contextmanager
+def _folder_locked(folder: Path, timeout: float) -> Iterator[bool]:
+    """Holds an exclusive `flock` of `folder` (processes making a store in it take turns); yields whether it got it
+    within `timeout` (never where `flock` is missing, as on Windows). Never raises for the lock itself."""
+    try:
+        import fcntl
+    except ImportError:
+        yield False
+        return
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        yield False
+        return
+    try:
+        locked = False
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.005)  # held for a few system calls at most
+            except OSError:
+                break
+        yield locked
+    finally:
+        os.close(descriptor)  # closing it lets go of the lock
+
+
 class Store:
     """A connection to a store file. Thread-safe (one connection, one lock). Raises `StoreError` only.
 
@@ -441,6 +541,9 @@ class Store:
         self.timeout = (WRITE_TIMEOUT_S if create else READ_TIMEOUT_S) if timeout is None else timeout
         self._lock = threading.RLock()
         self._has_schema = False
+        self._writing = 0
+        """Write transactions open (from before `BEGIN IMMEDIATE` to after its `COMMIT` or `ROLLBACK` returned):
+        what a `fork()` waits for (`StoreSpanExporter._before_fork`)."""
         try:
             if create:
                 self._create_file()
@@ -465,12 +568,60 @@ class Store:
         except StoreError:
             self._db.close()
             raise
+        # The files the connection has open, read by now: what `replaced` and `close_moved` compare with.
+        self._identity = _identity(self.path)
+        self._sidecars = {suffix: _sidecar_identity(self.path, suffix) for suffix in ("-wal", "-shm")}
 
     def _create_file(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not self.path.exists():
-            # Created owner-only before SQLite opens it: SQLite gives its -wal and -shm files the same mode.
-            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        if self.path.parent == default_store_path().parent:  # agentotel's own folder: owner-only, even made before
+            try:
+                self.path.parent.chmod(0o700)
+            except OSError:
+                pass  # not the owner's: the file itself is still created owner-only
+        if self.path.exists():
+            return
+        with _folder_locked(self.path.parent, self.timeout) as locked:
+            if self.path.exists():  # made by another process while this one waited for the lock
+                return
+            if locked:
+                # The -wal and -shm of a store deleted while a process still has it open stay until that process
+                # lets go; SQLite would take them for the new file's (a disk I/O error on every write, or the old
+                # journal played into the new file). The process that has them open goes on with its own copies.
+                # Only under the lock: another process making the store at the same time may have made its own.
+                for suffix in _LEFT_BY_A_DELETED_STORE:
+                    try:
+                        os.unlink(f"{self.path}{suffix}")
+                    except FileNotFoundError:
+                        pass
+            try:
+                # Created owner-only before SQLite opens it: SQLite gives its -wal and -shm files the same mode.
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+            except FileExistsError:
+                pass
+
+    def close_moved(self) -> None:
+        """Closes a store whose file was deleted or replaced (`replaced`), first removing from the path the -wal
+        and -shm files this connection has open, when they are still there: SQLite would take them for those of
+        the file now at the path, or of the next one made there (its pages overlaid by the old file's, or a disk
+        I/O error). Another process that has them open goes on with its copies. Never raises."""
+        with self._lock:
+            for suffix, identity in self._sidecars.items():
+                try:
+                    # Compared while the connection holds them open, so that their inodes cannot be reused.
+                    if identity is not None and _sidecar_identity(self.path, suffix) == identity:
+                        os.unlink(f"{self.path}{suffix}")
+                except OSError:
+                    pass
+            self.close()
+
+    def replaced(self) -> bool:
+        """Whether the file at the store's path is no longer the one this connection has open: deleted, moved away
+        or replaced by another (one `stat`). Never raises: a path that cannot be looked at counts as unchanged."""
+        try:
+            return _identity(self.path, missing=None) != self._identity
+        except OSError:
+            return False
 
     def _check_version(self, create: bool) -> None:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
@@ -536,16 +687,20 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
+        self._writing += 1  # SQLite's own flag (`in_transaction`) clears before its commit is done
         try:
-            yield
-        except BaseException:
+            self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            raise
-        self._db.execute("COMMIT")
+                yield
+            except BaseException:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise
+            self._db.execute("COMMIT")
+        finally:
+            self._writing -= 1
 
     # --- writing ----------------------------------------------------------------------------------------------------
 
@@ -570,10 +725,11 @@ class Store:
     # --- retention --------------------------------------------------------------------------------------------------
 
     def holds_more_sessions_than(self, count: int) -> bool:
-        """Whether more than `count` outermost sessions are stored (an index walk of `count` entries, no count of
-        the whole table)."""
+        """Whether more than `count` outermost sessions that pruning by count may remove are stored (ended ones, and
+        those `Running` since over `STALE_RUNNING_S`): an index walk of `count` entries, no count of the table."""
         rows = self._query(
-            f"SELECT 1 FROM sessions WHERE {_OUTERMOST} ORDER BY start_ns DESC LIMIT 1 OFFSET ?", (max(0, count),)
+            f"SELECT 1 FROM sessions WHERE {_OUTERMOST} AND {_BY_COUNT} ORDER BY start_ns DESC LIMIT 1 OFFSET ?",
+            (_stale_before(), max(0, count)),
         )
         return bool(rows)
 
@@ -582,56 +738,72 @@ class Store:
     ) -> tuple[int, int]:
         """Removes the outermost sessions older than the newest `keep` and those that ended before `ended_before`
         (a moment, a span of time before now, or ns since the epoch), with the sessions nested in them and every
-        span of those; returns (sessions removed, spans removed). Spans of no session go with them when they ended
-        before the oldest session kept started (or before `ended_before`). Spans of a session still running (no
-        session row yet) are only removed by age. One transaction: readers see the store before or after."""
+        span of those; returns (sessions removed, spans removed).
+
+        A session still `Running` (its root not ended) goes by age when it started before `ended_before`; by count
+        only once it started `STALE_RUNNING_S` ago (a crash left it so), else it is neither removed nor counted
+        among the `keep`. Spans of no session go when they ended before the oldest session kept started (or before
+        `ended_before`); spans of a session with no row (its root never stored) by age only.
+
+        Removal goes in transactions of about `PRUNE_TRANSACTION_S`, with a pause as long after each: a reader sees
+        each session whole or gone, and another process's writer waits for one transaction at most."""
         if keep is None and ended_before is None:
             raise ValueError("prune() needs keep= or ended_before=")
-        cutoff = since_ns(ended_before)
-        with self._guard():
-            if not self._has_schema:
-                return (0, 0)
-            with self._transaction():
-                db = self._db
-                db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
-                db.execute("DELETE FROM doomed")
-                if keep is not None:  # never a running session (no end yet): it is the newest there is
-                    db.execute(
-                        f"INSERT OR IGNORE INTO doomed SELECT session_id FROM sessions WHERE {_OUTERMOST} "
-                        "AND end_ns IS NOT NULL ORDER BY start_ns DESC LIMIT -1 OFFSET ?",
-                        (max(0, int(keep)),),
-                    )
-                if cutoff is not None:
-                    db.execute(
-                        f"INSERT OR IGNORE INTO doomed SELECT session_id FROM sessions WHERE {_OUTERMOST} "
-                        "AND end_ns < ?",
-                        (cutoff,),
-                    )
-                db.execute(
-                    "INSERT OR IGNORE INTO doomed WITH RECURSIVE tree(id) AS (SELECT id FROM doomed UNION "
-                    "SELECT s.session_id FROM sessions s JOIN tree ON s.parent_id = tree.id) SELECT id FROM tree"
-                )
-                removed_spans = db.execute("DELETE FROM spans WHERE session_id IN (SELECT id FROM doomed)").rowcount
-                removed_sessions = db.execute(
-                    "DELETE FROM sessions WHERE session_id IN (SELECT id FROM doomed)"
-                ).rowcount
-                boundary = cutoff
-                if keep is not None and removed_sessions:
-                    oldest_kept = db.execute(f"SELECT MIN(start_ns) FROM sessions WHERE {_OUTERMOST}").fetchone()[0]
-                    if oldest_kept is not None:
-                        boundary = oldest_kept if boundary is None else max(boundary, oldest_kept)
-                if boundary is not None:
-                    removed_spans += db.execute(
-                        "DELETE FROM spans WHERE session_id IS NULL AND end_ns < ?", (boundary,)
-                    ).rowcount
-                if cutoff is not None:
-                    removed_spans += db.execute(
-                        "DELETE FROM spans WHERE end_ns < ? AND session_id IS NOT NULL AND session_id NOT IN "
-                        "(SELECT session_id FROM sessions)",
-                        (cutoff,),
-                    ).rowcount
-                db.execute("DELETE FROM doomed")
-        return (removed_sessions, removed_spans)
+        pruning = self.pruning(keep=keep, ended_before=ended_before)
+        pruning.run()
+        return (pruning.sessions, pruning.spans)
+
+    def pruning(self, *, keep: int | None = None, ended_before: datetime | timedelta | int | None = None) -> Pruning:
+        """`prune`, to be run in steps (`Pruning.run`), as the exporter does after each batch it writes."""
+        return Pruning(self, keep, since_ns(ended_before))
+
+    def _keep_boundary(self, keep: int, stale_before: int) -> tuple[int, int] | None:
+        """(start, rowid) of the newest outermost session beyond the newest `keep` that pruning by count may remove:
+        it and every older one go. `None` when there are no more than `keep`. An index walk of `keep` entries."""
+        rows = self._query(
+            f"SELECT start_ns, rowid FROM sessions WHERE {_OUTERMOST} AND {_BY_COUNT} "
+            "ORDER BY start_ns DESC, rowid DESC LIMIT 1 OFFSET ?",
+            (stale_before, max(0, int(keep))),
+        )
+        return (int(rows[0][0]), int(rows[0][1])) if rows else None
+
+    def _remove_sessions(self, doomed_sql: str, params: Sequence[Any]) -> tuple[int, int, int]:
+        """One transaction: the outermost sessions `doomed_sql` selects into `doomed` (its last parameter, a limit),
+        the sessions nested in them, and their spans, removed; returns (outermost sessions, sessions, spans)."""
+        with self._guard(), self._transaction():
+            db = self._db
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
+            db.execute("DELETE FROM doomed")
+            outermost = db.execute(doomed_sql, tuple(params)).rowcount
+            if outermost <= 0:
+                return (0, 0, 0)
+            db.execute(
+                "INSERT OR IGNORE INTO doomed WITH RECURSIVE tree(id) AS (SELECT id FROM doomed UNION "
+                "SELECT s.session_id FROM sessions s JOIN tree ON s.parent_id = tree.id) SELECT id FROM tree"
+            )
+            spans = db.execute("DELETE FROM spans WHERE session_id IN (SELECT id FROM doomed)").rowcount
+            sessions = db.execute("DELETE FROM sessions WHERE session_id IN (SELECT id FROM doomed)").rowcount
+            db.execute("DELETE FROM doomed")
+        return (outermost, sessions, spans)
+
+    def _oldest_kept_start(self) -> int | None:
+        rows = self._query(f"SELECT MIN(start_ns) FROM sessions WHERE {_OUTERMOST}")
+        return None if not rows or rows[0][0] is None else int(rows[0][0])
+
+    def _remove_span_rows(self, where: str, before_ns: int, after: int) -> tuple[int, int]:
+        """The first `_MAX_PRUNE_ROWS` spans past rowid `after` matching `where` (its one parameter `before_ns`)
+        removed; returns (the last rowid removed, or -1 when none was found; how many went). They are looked up by
+        a read outside the write transaction (it may scan the table), and checked again as they are removed."""
+        rows = self._query(
+            f"SELECT rowid FROM spans WHERE rowid > ? AND {where} ORDER BY rowid LIMIT ?",
+            (after, before_ns, _MAX_PRUNE_ROWS),
+        )
+        if not rows:
+            return (-1, 0)
+        ids = [(int(row[0]), before_ns) for row in rows]
+        with self._guard(), self._transaction():
+            removed = self._db.executemany(f"DELETE FROM spans WHERE rowid = ? AND {where}", ids).rowcount
+        return (ids[-1][0], max(0, removed))
 
     def vacuum(self) -> None:
         """Gives the space of removed rows back to the file system (rewrites the file; waits for other writers)."""
@@ -777,6 +949,103 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
+def _stale_before() -> int:
+    """ns since the epoch before which a session still `Running` started is taken for one a crash left so."""
+    return time.time_ns() - int(STALE_RUNNING_S * 1e9)
+
+
+class Pruning:
+    """A prune (`Store.prune`) in steps of one short transaction each, run for as long as its caller lets it. What
+    goes by count is settled when it starts (the sessions beyond the newest `keep` then), so the steps of later runs
+    go on with it and sessions written meanwhile are never among them. Raises `StoreError` only."""
+
+    def __init__(self, store: Store, keep: int | None, cutoff: int | None) -> None:
+        self.store = store
+        self.keep = keep
+        self.cutoff = cutoff
+        self.sessions = 0
+        """Sessions removed so far (nested ones included)."""
+        self.spans = 0
+        """Spans removed so far."""
+        self.done = False
+        self._batch = _FIRST_PRUNE_BATCH
+        self._steps = self._all_steps()
+
+    def run(
+        self, *, budget_s: float | None = None, hold: Callable[[], AbstractContextManager[Any]] | None = None
+    ) -> bool:
+        """Runs steps, pausing after each as long as it took (another writer's turn), until the prune is done
+        (returns `True`) or `budget_s` is spent (returns `False`: run it again later). Each step runs inside
+        `hold()` (the exporter's lock); what `hold` raises ends the run and goes on to the caller."""
+        deadline = None if budget_s is None else time.monotonic() + budget_s
+        while not self.done:
+            started = time.monotonic()
+            with hold() if hold is not None else nullcontext():
+                try:
+                    next(self._steps)
+                except StopIteration:
+                    self.done = True
+                    break
+            took = time.monotonic() - started
+            if deadline is not None and time.monotonic() + took >= deadline:
+                return False
+            time.sleep(took)
+        return True
+
+    def _all_steps(self) -> Iterator[None]:
+        """The prune, one transaction per step: sessions by count, sessions by age, then spans of no session."""
+        store = self.store
+        if not store._has_schema:
+            return
+        if self.keep is not None:
+            stale_before = _stale_before()
+            boundary = store._keep_boundary(self.keep, stale_before)
+            if boundary is not None:
+                more = True
+                while more:
+                    more = self._sessions_step(_DOOMED_BY_COUNT, (stale_before, boundary[0], *boundary))
+                    yield
+        if self.cutoff is not None:
+            more = True
+            while more:
+                more = self._sessions_step(_DOOMED_BY_AGE, (self.cutoff, self.cutoff))
+                yield
+        spans_before = self.cutoff
+        if self.keep is not None and self.sessions:
+            oldest_kept = store._oldest_kept_start()
+            if oldest_kept is not None:
+                spans_before = oldest_kept if spans_before is None else max(spans_before, oldest_kept)
+        if spans_before is not None:
+            yield from self._span_steps(_NO_SESSION, spans_before)
+        if self.cutoff is not None:
+            yield from self._span_steps(_NO_SESSION_ROW, self.cutoff)
+
+    def _sessions_step(self, doomed_sql: str, params: tuple[Any, ...]) -> bool:
+        """One transaction removing up to a batch of outermost sessions; whether there may be more. The batch
+        halves when a transaction takes longer than `PRUNE_TRANSACTION_S` and doubles when one takes under half (within
+        `_MIN_PRUNE_BATCH` and `_MAX_PRUNE_BATCH`)."""
+        batch = self._batch
+        started = time.monotonic()
+        outermost, sessions, spans = self.store._remove_sessions(doomed_sql, (*params, batch))
+        took = time.monotonic() - started
+        self.sessions += sessions
+        self.spans += spans
+        if took > PRUNE_TRANSACTION_S:
+            self._batch = max(_MIN_PRUNE_BATCH, batch // 2)
+        elif took < PRUNE_TRANSACTION_S / 2 and outermost >= batch:
+            self._batch = min(_MAX_PRUNE_BATCH, batch * 2)
+        return outermost >= batch
+
+    def _span_steps(self, where: str, before_ns: int) -> Iterator[None]:
+        """Spans matching `where` (its parameter `before_ns`) removed, `_MAX_PRUNE_ROWS` a transaction, in rowid
+        order."""
+        after = 0
+        while after >= 0:
+            after, removed = self.store._remove_span_rows(where, before_ns, after)
+            self.spans += removed
+            yield
+
+
 # --- the exporter -----------------------------------------------------------------------------------------------------
 
 
@@ -810,6 +1079,16 @@ class StoreBatchProcessor(AccountedBatchProcessor):
         except Exception:
             log.debug("Could not note a starting session in the store", exc_info=True)
 
+    def shutdown(self) -> None:
+        """Writes what is queued and stops; the exporter prunes no more (exit is never held up by it)."""
+        try:
+            exporter = self.span_exporter
+            if isinstance(exporter, StoreSpanExporter):
+                exporter.stop_pruning()
+        except Exception:
+            log.debug("Could not stop pruning the store", exc_info=True)
+        super().shutdown()
+
 
 class StoreSpanExporter(SpanExporter):
     """Writes each batch of spans to the store in one transaction. Use it through a `BatchSpanProcessor`, so the
@@ -817,7 +1096,9 @@ class StoreSpanExporter(SpanExporter):
 
     Never raises: a store that cannot be opened or written (damaged, locked past the timeout, read-only) makes
     `export` return FAILURE, with a warning logged the first time and debug lines after. The file is opened on
-    the first batch, so configuring the exporter touches no disk.
+    the first batch, so configuring the exporter touches no disk. A file deleted or replaced since it was opened
+    is noticed before and after each batch: the batch goes to the file now at the path (a new store when there is
+    none), with a warning the first time.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
@@ -826,8 +1107,12 @@ class StoreSpanExporter(SpanExporter):
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._warned = False
+        self._warned_replaced = False
         self._shut_down = False
+        self._pruning_stopped = False
+        self._pruning: Pruning | None = None
         self._held_for_fork = False
+        self._forked_mid_write = False
         self.max_sessions = store_max_sessions()
         if hasattr(os, "register_at_fork"):
             # A fork while the batch processor's thread writes would leave the child a lock never released and
@@ -841,7 +1126,11 @@ class StoreSpanExporter(SpanExporter):
             )
 
     def _before_fork(self) -> None:
-        self._held_for_fork = self._lock.acquire(timeout=FORK_WAIT_S)
+        held = self._lock.acquire(timeout=FORK_WAIT_S)
+        deadline = time.monotonic() + FORK_TRANSACTION_WAIT_S
+        while not held and _in_transaction(self._store) and time.monotonic() < deadline:
+            held = self._lock.acquire(timeout=0.01)
+        self._held_for_fork = held
 
     def _after_fork_in_parent(self) -> None:
         if self._held_for_fork:
@@ -851,6 +1140,11 @@ class StoreSpanExporter(SpanExporter):
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
         self._held_for_fork = False
+        self._pruning = None
+        inherited, self._store = self._store, None
+        if inherited is not None:
+            _INHERITED.append(inherited)
+            self._forked_mid_write = _in_transaction(inherited)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shut_down:
@@ -858,32 +1152,101 @@ class StoreSpanExporter(SpanExporter):
         try:
             records = [record_from_span(span) for span in spans]
             with self._lock:
-                if self._store is not None and self._pid != os.getpid():
-                    # A forked child must not use its parent's SQLite connection (SQLite forbids it): it is left
-                    # alone, not closed, and the child opens its own.
-                    self._store = None
-                if self._store is None:
-                    self._store = Store(self.path, create=True)
-                    self._pid = os.getpid()
-                if self._store.write(records):
-                    self._keep_within_limit(self._store)
+                store = self._current_store()
+                sessions = store.write(records)
+                if store.replaced():  # deleted while the batch was written: it went with the old file
+                    store = self._reopen(store)
+                    sessions = store.write(records)
+            if sessions or self._pruning is not None:
+                self._keep_within_limit(store)
             return SpanExportResult.SUCCESS
         except Exception as error:
             self._report(error)
             return SpanExportResult.FAILURE
 
+    def _current_store(self) -> Store:
+        """The store to write to, opened when there is none yet, after a fork, or when its file was deleted or
+        replaced. Call holding `_lock`. Raises `StoreError`."""
+        store = self._store
+        if store is not None and self._pid != os.getpid():
+            # A forked child must not use its parent's SQLite connection (SQLite forbids it): it is left alone, not
+            # closed (`_INHERITED`), and the child opens its own.
+            _INHERITED.append(store)
+            store = self._store = None
+        if self._forked_mid_write:
+            raise StoreError(
+                f"this process was forked while its parent was writing to the store {self.path}; SQLite cannot "
+                "give it the store's lock, so its spans are not stored"
+            )
+        if store is not None and store.replaced():
+            store = self._reopen(store)
+        if store is None:
+            store = self._store = Store(self.path, create=True)
+            self._pid = os.getpid()
+        return store
+
+    def _reopen(self, old: Store) -> Store:
+        """The store now at the path, for one whose file was deleted or replaced. Raises `StoreError`."""
+        if not self._warned_replaced:
+            self._warned_replaced = True
+            log.warning(
+                "agentotel's session store %s was deleted or replaced while this app wrote to it; "
+                "new spans go to the store now at that path (a new one if there is none)",
+                self.path,
+            )
+        else:
+            log.debug("The session store %s was deleted or replaced; opening it again", self.path)
+        self._store = None
+        self._pruning = None
+        old.close_moved()
+        store = self._store = Store(self.path, create=True)
+        self._pid = os.getpid()
+        return store
+
     def _keep_within_limit(self, store: Store) -> None:
-        """Removes the oldest sessions once the store holds a tenth more than `max_sessions` (so that removal runs
-        once per many batches, not after each). Never raises: a store that cannot be pruned still took the spans."""
+        """Once the store holds a tenth more than `max_sessions` (so that pruning starts once per many batches, not
+        after each), removes the oldest sessions, for at most `PRUNE_BUDGET_S` after each batch until it is done;
+        never once `stop_pruning` was called or the main thread has ended (the app exits). Never raises: a store
+        that cannot be pruned still took the spans."""
         limit = self.max_sessions
-        if limit is None:
+        if limit is None or self._pruning_stopped:
+            return
+        if not threading.main_thread().is_alive():
+            # The app is exiting (its main thread has ended: this is the flush at exit): it is not held up.
             return
         try:
-            if store.holds_more_sessions_than(limit + max(10, limit // 10)):
-                removed, spans = store.prune(keep=limit)
-                log.debug("Removed the %d oldest sessions (%d spans) from the store %s", removed, spans, self.path)
+            pruning = self._pruning
+            if pruning is None or pruning.store is not store:
+                with self._holding(store):  # a read too: a fork must not find its lock of the file held
+                    if not store.holds_more_sessions_than(limit + max(10, limit // 10)):
+                        return
+                pruning = self._pruning = store.pruning(keep=limit)
+            if pruning.run(budget_s=PRUNE_BUDGET_S, hold=lambda: self._holding(store)):
+                self._pruning = None
+                log.debug(
+                    "Removed the %d oldest sessions (%d spans) from the store %s",
+                    pruning.sessions,
+                    pruning.spans,
+                    self.path,
+                )
+        except _PruningStopped:
+            self._pruning = None
         except Exception:
+            self._pruning = None
             log.debug("Could not remove old sessions from the store", exc_info=True)
+
+    @contextmanager
+    def _holding(self, store: Store) -> Iterator[None]:
+        """The exporter's lock, for one step of pruning `store`; raises `_PruningStopped` when that store is no
+        longer the one written to, or pruning was stopped."""
+        with self._lock:
+            if self._store is not store or self._shut_down or self._pruning_stopped:
+                raise _PruningStopped
+            yield
+
+    def stop_pruning(self) -> None:
+        """No more pruning, from now on: the app is exiting (`StoreBatchProcessor.shutdown`)."""
+        self._pruning_stopped = True
 
     def _report(self, error: Exception) -> None:
         if not self._warned:
@@ -908,6 +1271,18 @@ class StoreSpanExporter(SpanExporter):
 
     def __repr__(self) -> str:
         return f"<StoreSpanExporter {self.path}>"
+
+
+class _PruningStopped(Exception):
+    """A prune left off: its store is no longer the one written to, or the exporter is shutting down."""
+
+
+def _in_transaction(store: Store | None) -> bool:
+    """Whether `store`'s connection is in a write transaction, or has one open (no I/O). Never raises."""
+    try:
+        return store is not None and (store._writing > 0 or bool(store._db.in_transaction))
+    except Exception:
+        return False
 
 
 def _call(exporter: StoreSpanExporter | None, method: str) -> None:

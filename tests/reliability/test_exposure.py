@@ -157,9 +157,6 @@ def test_a_replay_page_is_readable_by_its_owner_only(
     capsys.readouterr()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs the three-line change to Store._create_file given in the issue-13 network report"
-)
 def test_the_default_store_folder_is_made_owner_only_even_when_it_exists(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

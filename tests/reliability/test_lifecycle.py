@@ -23,7 +23,7 @@ from agentotel.live import registry
 from agentotel.testing import Capture
 from agentotel.testing.llm_server import LLMServer, Reply
 
-from .support import FaultyOTLPBackend, child_env, run_child
+from .support import ChildRun, FaultyOTLPBackend, child_env, run_child
 
 LONG = "one two three four five six seven eight nine ten"
 
@@ -200,6 +200,7 @@ def test_a_generator_handed_to_a_thread_pool_stays_in_its_session(cap: Capture) 
 FORKER = """
 import os, sys, threading, time
 import agentotel
+from agentotel.live import registry
 
 agentotel.init()
 
@@ -214,15 +215,24 @@ def hammer(k):
         with agentotel.session(f"parent-thread-{k}"):
             for n in range(5):
                 step(n)
-        time.sleep(0.0005)
+        time.sleep(0.005)  # busy, not flooding: the children's writes to the store get their turn
+
+def wait_until(condition, what):
+    deadline = time.monotonic() + 120
+    while not condition():
+        if time.monotonic() > deadline:
+            sys.exit(f"timed out waiting until {what}")
+        time.sleep(0.001)
 
 threads = [threading.Thread(target=hammer, args=(k,), daemon=True) for k in range(4)]
 for t in threads:
     t.start()
-time.sleep(0.2)
+wait_until(lambda: len(registry.ended()) >= 20, "the threads were busy")
 children = []
 for c in range(6):
-    time.sleep(0.05)  # fork while the threads are in the middle of spans, exports and locks
+    # Fork while the threads are in the middle of spans, exports and locks: after more of their sessions ended.
+    seen = len(registry.ended())
+    wait_until(lambda: len(registry.ended()) > seen + 2, "more sessions ended")
     pid = os.fork()
     if pid == 0:
         ok = False
@@ -231,26 +241,14 @@ for c in range(6):
                 for n in range(10):
                     step(n)
             ok = s.end_state == "Success" and len(s.tool_calls) == 10
-            ok = agentotel.force_flush(10_000) and ok
+            ok = agentotel.force_flush(120_000) and ok
         finally:
             os._exit(0 if ok else 1)
     children.append(pid)
-codes = []
-deadline = time.time() + 30
-for pid in children:
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            codes.append(os.waitstatus_to_exitcode(status))
-            break
-        if time.time() > deadline:
-            codes.append("hung")
-            os.kill(pid, 9)
-            break
-        time.sleep(0.01)
+codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
 stop.set()
 for t in threads:
-    t.join(5)
+    t.join(30)
 print("CHILDREN", codes)
 print("READY-TO-EXIT")
 """
@@ -259,7 +257,7 @@ print("READY-TO-EXIT")
 def test_fork_after_init_children_trace_without_deadlock(tmp_path: Path) -> None:
     db = tmp_path / "sessions.db"
     env = child_env(tmp_path, AGENTOTEL_STORE=str(db), OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="openai,anthropic")
-    run = run_child(FORKER, env, tmp_path, timeout=90)
+    run = run_child(FORKER, env, tmp_path, timeout=400)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "CHILDREN [0, 0, 0, 0, 0, 0]" in run.stdout, run.stdout + run.stderr[-3000:]
     connection = sqlite3.connect(db)
@@ -267,10 +265,164 @@ def test_fork_after_init_children_trace_without_deadlock(tmp_path: Path) -> None
         "SELECT name, end_state, tool_calls FROM sessions WHERE name LIKE 'child-%' ORDER BY name"
     ).fetchall()
     parents = connection.execute("SELECT COUNT(*) FROM sessions WHERE name LIKE 'parent-%'").fetchone()[0]
+    integrity = connection.execute("PRAGMA integrity_check").fetchone()[0]
     connection.close()
     assert children == [(f"child-{c}", "Success", 10) for c in range(6)]
     assert parents > 0
+    assert integrity == "ok"
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
+
+
+FORK_DURING_A_WRITE = """
+import os, sqlite3, sys, threading, time
+from contextlib import contextmanager
+import agentotel
+from agentotel import store
+
+HOLD_S = float(sys.argv[1])
+if len(sys.argv) > 2:
+    store.FORK_TRANSACTION_WAIT_S = float(sys.argv[2])
+in_write = threading.Event()
+slow_next = threading.Event()
+original = store.Store._transaction
+
+@contextmanager
+def slow_write(self):
+    # The fault: one write transaction of the exporter stays open HOLD_S seconds (a slow disk, a loaded machine).
+    with original(self):
+        yield
+        if slow_next.is_set() and threading.current_thread() is not threading.main_thread():
+            slow_next.clear()
+            in_write.set()
+            time.sleep(HOLD_S)
+
+store.Store._transaction = slow_write
+agentotel.init()
+
+@agentotel.tool
+def step(n):
+    return n
+
+with agentotel.session("parent-first"):
+    step(0)
+assert agentotel.force_flush(60_000)  # the store exists and the exporter has its connection open
+slow_next.set()
+with agentotel.session("parent-second"):
+    step(1)
+flusher = threading.Thread(target=agentotel.force_flush, args=(120_000,))
+flusher.start()
+assert in_write.wait(60)
+forking = time.monotonic()
+pid = os.fork()
+if pid == 0:
+    ok = False
+    try:
+        with agentotel.session("child"):
+            step(2)
+        ok = agentotel.force_flush(60_000)
+        print("CHILD-LOST", agentotel.lost_spans(), flush=True)
+    finally:
+        os._exit(0 if ok else 1)
+print("FORK-TOOK", round(time.monotonic() - forking, 2), flush=True)
+_, status = os.waitpid(pid, 0)
+flusher.join(120)
+with agentotel.session("parent-after"):
+    step(3)
+assert agentotel.force_flush(60_000)
+print("CHILD-EXIT", os.waitstatus_to_exitcode(status))
+db = sqlite3.connect(os.environ["AGENTOTEL_STORE"])
+print("INTEGRITY", db.execute("PRAGMA integrity_check").fetchone()[0])
+print("SESSIONS", sorted(row[0] for row in db.execute("SELECT name FROM sessions WHERE end_state = 'Success'")))
+print("READY-TO-EXIT")
+"""
+
+
+def fork_during_a_write(tmp_path: Path, *args: str) -> tuple[ChildRun, dict[str, str]]:
+    env = child_env(
+        tmp_path,
+        AGENTOTEL_STORE=str(tmp_path / "sessions.db"),
+        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="openai,anthropic",
+    )
+    run = run_child(FORK_DURING_A_WRITE, env, tmp_path, timeout=240, args=args)
+    said = dict(line.split(" ", 1) for line in run.stdout.splitlines() if " " in line)
+    return run, said
+
+
+def test_a_fork_during_a_store_write_waits_for_it_and_parent_and_child_both_store(tmp_path: Path) -> None:
+    """Before: the fork went ahead after 1 s in the middle of the write; the child inherited SQLite's record of
+    the parent's write lock (its every write "database is locked") and, letting go of the parent's connection,
+    rolled back the parent's transaction in the memory they share: the parent's store was left malformed."""
+    run, said = fork_during_a_write(tmp_path, "3")
+    assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+    assert said.get("INTEGRITY") == "ok", run.stdout + run.stderr[-3000:]
+    assert said.get("CHILD-EXIT") == "0" and said.get("CHILD-LOST") == "0", run.stdout + run.stderr[-3000:]
+    assert said["SESSIONS"] == "['child', 'parent-after', 'parent-first', 'parent-second']"
+    assert 0.5 < float(said["FORK-TOOK"]) < 60  # the fork waited for the write to end, and no longer
+
+
+def test_a_fork_that_cannot_wait_for_a_store_write_leaves_the_store_whole_and_counts_the_childs_spans(
+    tmp_path: Path,
+) -> None:
+    run, said = fork_during_a_write(tmp_path, "4", "0.2")
+    assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+    assert said.get("INTEGRITY") == "ok", run.stdout + run.stderr[-3000:]
+    assert float(said["FORK-TOOK"]) < 3.5, "the fork waited no longer than its bound"
+    # The child cannot write the store (SQLite holds the parent's write lock for it): its spans are counted lost,
+    # and one line says why.
+    assert said.get("CHILD-EXIT") == "0" and said.get("CHILD-LOST") == "2", run.stdout + run.stderr[-3000:]
+    assert "forked while" in run.stderr, run.stderr[-3000:]
+    assert said["SESSIONS"] == "['parent-after', 'parent-first', 'parent-second']"
+
+
+FORK_DURING_A_FLUSH = """
+import os, threading
+import agentotel
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+PARENT = os.getpid()
+exporting = threading.Event()
+release = threading.Event()
+delivered = []
+
+class SlowInTheParent(SpanExporter):
+    def export(self, spans):
+        if os.getpid() == PARENT:
+            exporting.set()
+            release.wait(120)
+        delivered.extend(span.name for span in spans)
+        return SpanExportResult.SUCCESS
+
+agentotel.init(exporter=SlowInTheParent())
+
+@agentotel.tool
+def step(n):
+    return n
+
+with agentotel.session("parent"):
+    step(0)
+flusher = threading.Thread(target=agentotel.force_flush, args=(120_000,))
+flusher.start()
+assert exporting.wait(60)  # the parent's flush is in progress, on a slow backend
+pid = os.fork()
+if pid == 0:
+    with agentotel.session("child"):
+        step(1)
+    ok = agentotel.force_flush(30_000) and "invoke_agent child" in delivered
+    os._exit(0 if ok else 1)
+_, status = os.waitpid(pid, 0)
+release.set()
+flusher.join(60)
+print("CHILD-EXIT", os.waitstatus_to_exitcode(status))
+print("READY-TO-EXIT")
+"""
+
+
+def test_a_flush_in_progress_at_a_fork_does_not_hold_the_childs_flush(tmp_path: Path) -> None:
+    """Before: the child took over the parent's flush in progress (a thread that does not exist in the child) and
+    waited for it until its own flush timed out."""
+    env = child_env(tmp_path, AGENTOTEL_STORE="off", OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="openai,anthropic")
+    run = run_child(FORK_DURING_A_FLUSH, env, tmp_path, timeout=180)
+    assert run.returncode == 0 and "CHILD-EXIT 0" in run.stdout, run.stdout + run.stderr[-3000:]
 
 
 FORK_IN_SESSION = """

@@ -183,3 +183,27 @@ def test_agentotels_propagators_are_the_default() -> None:
     env["OTEL_PROPAGATORS"] = "tracecontext,baggage"  # the user's own choice is kept
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "['TraceContextTextMapPropagator', 'W3CBaggagePropagator']", out.stderr
+
+
+def test_a_session_started_under_anothers_baggage_is_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request whose baggage names someone else's session: the service's own session does not nest in it (its
+    failure counts for itself), and says whose call it answered; `nest` nests it, as a trusted caller may want."""
+    carrier = {"baggage": "session.id=the-callers-session"}
+    started: dict[str, Any] = {}
+    with capture() as cap:
+        for mode in ("accept", "nest"):
+            monkeypatch.setattr(settings, "session_baggage", mode)
+            token = context.attach(propagate.extract(carrier))
+            try:
+                with pytest.raises(RuntimeError), agentotel.session(f"service-{mode}") as own:
+                    started[mode] = own
+                    raise RuntimeError("the service failed")
+            finally:
+                context.detach(token)
+    roots = {span.name: dict(span.attributes or {}) for span in cap.spans if span.name.startswith("invoke_agent")}
+    accepted = roots["invoke_agent service-accept"]
+    assert sc.AGENTOTEL_SESSION_PARENT_ID not in accepted and started["accept"].parent_id is None
+    assert accepted[sc.AGENTOTEL_SESSION_CALLER_ID] == "the-callers-session"
+    assert roots["invoke_agent service-nest"][sc.AGENTOTEL_SESSION_PARENT_ID] == "the-callers-session"
+    service = next(s for s in cap.sessions if s.name == "service-accept")
+    assert service.parent_id is None and service.end_state == "Fail", "its failure counts for itself"
