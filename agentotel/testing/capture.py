@@ -39,23 +39,42 @@ class Capture:
         return [s for s in sessions if s.parent_id not in ids]
 
     def session(self, name: str | None = None) -> Session:
-        """The last root session (named `name`, if given). Raises `LookupError` with what was captured."""
-        candidates = [s for s in self.root_sessions if name is None or s.name == name]
+        """The one root session captured, or the one that `name` picks (a session's name or id; among root
+        sessions first, then nested ones). Raises `LookupError` with what was captured when there is none, and when
+        there are several and nothing picks one of them (naming each with its id, to pick by)."""
+        roots = self.root_sessions
+        if name is None:
+            candidates = roots
+        else:
+            candidates = [s for s in roots if name in (s.name, s.id)] or [
+                s for s in self.sessions if name in (s.name, s.id)
+            ]
+        if len(candidates) == 1:
+            return candidates[0]
+        wanted = "" if name is None else f" named {name!r}"
         if not candidates:
-            seen = ", ".join(repr(s.name) for s in self.sessions) or "none"
-            wanted = f" named {name!r}" if name else ""
-            raise LookupError(f"no session{wanted} was captured (sessions seen: {seen})")
-        return candidates[-1]
+            raise LookupError(f"no session{wanted} was captured (sessions seen: {_listed(self.sessions)})")
+        raise LookupError(
+            f"{len(candidates)} sessions{wanted} were captured: {_listed(candidates)}; "
+            "pick one with cap.session(name or id), or read cap.root_sessions / cap.sessions"
+        )
 
     def clear(self) -> None:
         self.exporter.clear()
+
+
+def _listed(sessions: list[Session]) -> str:
+    return ", ".join(f"{s.name!r} ({s.id})" for s in sessions) or "none"
 
 
 @contextmanager
 def capture(*, capture_content: bool | None = None) -> Iterator[Capture]:
     """Records the spans exported while the block runs, beside whatever exporters are configured.
 
-    `capture_content=True` turns content capture on for the block (and back to what it was after).
+    `capture_content=True` turns content capture on for the block (and back to what it was after); by default it
+    stays as configured, off unless turned on. It is not turned on by itself: the switch is process-wide, and the
+    spans go to every destination configured, not only to this capture. With it off, a failure message whose
+    failed tool step shows no arguments says so in one line (`assertions.CONTENT_HINT`).
     """
     ensure_initialized()
     result = Capture()

@@ -2,10 +2,14 @@
 
 - Records each phase's report on the test item as `rep_setup`, `rep_call`, `rep_teardown`, so fixtures can read
   `request.node.rep_call.failed` (the seed guide's fixture works as written).
-- `agentotel_session` fixture: wraps the test in a session named after it, ending `Success` or `Fail` by the
-  test's outcome.
-- A terminal summary of the sessions the run recorded: how many, how many failed (with their replays), and the
-  total cost. Nothing is printed, and nothing is set up, for a run that records no session.
+- `agentotel_session` fixture: wraps the test in a session named after it, ending `Success`, or `Fail` with the
+  test's failure as its reason (`AssertionError: expected 3 refunds`).
+- A terminal summary of the sessions the run recorded: how many, how many failed (the first ones with their test
+  and replay), and the total cost. Each session is tied to the test it ran in by the node id stamped on it; a
+  session counts as failed when it ended `Fail`, or when its test failed and none of that test's sessions ended
+  `Fail` (the test's assertions judged it: a session recorded with `capture()` that ended `Success` and failed
+  `assert_tool_called`). A failed step that shows no arguments because content capture is off gets a one-line
+  hint (`assertions.CONTENT_HINT`). Nothing is printed for a run that records no session.
 - Every session the run records is stamped with the run's id and the test's node id (`run_stamps.py`), so that
   `agentotel diff --run A --run B` can tell which tests changed behaviour between two runs.
 - `--agentotel-update-baselines`: `assert_matches_baseline` writes baselines instead of comparing with them.
@@ -16,38 +20,132 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Generator, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from .. import semconv as sc
 from ..model import FAIL, Session
 from . import run_stamps
+from .assertions import content_hint
 
 pytest_plugins = ["agentotel.testing._rerun_pytest"]
 
 _MAX_REPLAYS = 5
+_MAX_REASON = 300
+
+
+@dataclass
+class _Shown:
+    """A failed session the summary shows, and the line above its replay: the test it ran in, and how that test
+    ended."""
+
+    session: Session
+    heading: str
+
+
+@dataclass
+class _TestSessions:
+    """The sessions of a running test that have ended, until the test's outcome says which of them failed. Counts
+    all of them; keeps only as many of each kind as the summary may show."""
+
+    ended_fail: list[Session] = field(default_factory=list)
+    """The first sessions that ended `Fail`; `others`: the first that did not."""
+    others: list[Session] = field(default_factory=list)
+    ended_fail_count: int = 0
+    others_count: int = 0
+
+    def add(self, session: Session) -> None:
+        if session.end_state == FAIL:
+            self.ended_fail_count += 1
+            if len(self.ended_fail) < _MAX_REPLAYS:
+                self.ended_fail.append(session)
+        else:
+            self.others_count += 1
+            if len(self.others) < _MAX_REPLAYS:
+                self.others.append(session)
 
 
 class _SessionLog:
-    """Top-level sessions that ended during the run (bounded: counts everything, keeps the first failures)."""
+    """Top-level sessions that ended during the run, each tied to the test it ran in (bounded: counts everything,
+    keeps the first failures). Fed from any thread by the live registry, settled by the test hooks.
+
+    A session ends before its test's outcome is known, so a running test's sessions wait until the test ends. One
+    that outlives the test it started in (a module-scoped fixture's, stamped with the first test that used it)
+    belongs to no one test: it counts as failed by its end state alone."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self.count = 0
         self.failed = 0
         self.cost = 0.0
-        self.failures: list[Session] = []
+        self.shown: list[_Shown] = []
+        self._running: dict[str, _TestSessions] = {}
 
     def __call__(self, session: Session) -> None:
-        self.count += 1
-        self.cost += session.cost
-        if session.end_state == FAIL:
-            self.failed += 1
-            if len(self.failures) < _MAX_REPLAYS:
-                self.failures.append(session)
+        test = _test_of(session)
+        with self._lock:
+            self.count += 1
+            self.cost += session.cost
+            running = self._running.get(test) if test is not None else None
+            if running is not None:
+                running.add(session)
+            elif session.end_state == FAIL:
+                self.failed += 1
+                where = "Outside any test" if test is None else f"Started in test {test}, ended after it"
+                self._show([session], f"{where}: the session ended Fail")
+
+    def test_started(self, test: str) -> None:
+        with self._lock:
+            self._running[test] = _TestSessions()
+
+    def test_ended(self, test: str, failure: str | None) -> None:
+        """Settles the test's sessions: `failure` is why the test failed (`None`: it did not). Those that ended
+        `Fail` count as failed; when the test failed and none of them did, every one does (the test's assertions
+        judged them)."""
+        with self._lock:
+            sessions = self._running.pop(test, None) or _TestSessions()
+            failed, self.failed = sessions.ended_fail, self.failed + sessions.ended_fail_count
+            if failure is not None and sessions.ended_fail_count == 0:
+                failed, self.failed = sessions.others, self.failed + sessions.others_count
+            heading = (
+                f"Test {test} passed; the session ended Fail" if failure is None else f"Test {test} failed: {failure}"
+            )
+            self._show(failed, heading)
+
+    def _show(self, sessions: list[Session], heading: str) -> None:
+        """Keeps the first failed sessions for the summary (call holding `_lock`)."""
+        for session in sessions[: max(0, _MAX_REPLAYS - len(self.shown))]:
+            self.shown.append(_Shown(session, heading))
 
 
-_log = _SessionLog()
+def _test_of(session: Session) -> str | None:
+    """The node id of the test the session ran in, stamped on its root span (`run_stamps.py`); `None` outside a
+    test."""
+    attributes = session.root_attributes
+    if not attributes:
+        # A live session keeps no root attributes; the root span it ended with has them.
+        attributes = getattr(getattr(session, "_root", None), "attributes", None) or {}
+    value = attributes.get(sc.AGENTOTEL_TEST_NODE_ID)
+    return None if value in (None, "") else str(value)
+
+
+def _failure_of(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str:
+    """Why a test phase failed, in one line: the exception's short type name and its message's first line (an
+    assertion's own message, without the replay a session assertion adds below it)."""
+    if call.excinfo is not None:
+        value = call.excinfo.value
+        try:
+            first = str(value).strip().partition("\n")[0].strip()
+        except Exception:  # an exception whose message cannot be made: its type says enough
+            first = ""
+        text = f"{type(value).__name__}: {first}" if first else type(value).__name__
+    else:
+        text = report.longreprtext.strip().partition("\n")[0].strip() or f"the test failed ({report.when})"
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,7 +171,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     from ..live import registry
 
-    registry.add_listener(_log)
+    config.stash[_LOG] = _SessionLog()  # one per run: a pytest run inside a test (pytester) keeps its own
+    registry.add_listener(config.stash[_LOG])
     worker: dict[str, Any] = getattr(config, "workerinput", {})  # a pytest-xdist worker: the controller's run
     config.stash[_RUN_ID] = worker.get(_WORKER_KEY) or run_stamps.chosen_run_id(config.getoption("--agentotel-run-id"))
     config.stash[_OUTER_STAMPS] = run_stamps.start_run(config.stash[_RUN_ID])
@@ -88,7 +187,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     from ..live import registry
 
-    registry.remove_listener(_log)
+    if _LOG in config.stash:
+        registry.remove_listener(config.stash[_LOG])
     # What a pytest run around this one (pytester, in process) had set is put back.
     run_stamps.end_run(config.stash.get(_OUTER_STAMPS, None))
     if _OUTER_UPDATING in config.stash:
@@ -97,6 +197,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         baselines.set_updating(config.stash[_OUTER_UPDATING])
 
 
+_LOG = pytest.StashKey[_SessionLog]()
+_FAILURE = pytest.StashKey[str]()
+"""Why the test failed: its first failed phase's exception (`_failure_of`)."""
 _RUN_ID = pytest.StashKey[str]()
 _OUTER_STAMPS = pytest.StashKey[Mapping[str, str]]()
 _OUTER_UPDATING = pytest.StashKey["bool | None"]()
@@ -112,20 +215,30 @@ def pytest_configure_node(node: Any) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
-    with run_stamps.in_test(item.nodeid):
-        return (yield)
+    log = item.config.stash.get(_LOG, None)
+    if log is not None:
+        log.test_started(item.nodeid)
+    try:
+        with run_stamps.in_test(item.nodeid):
+            return (yield)
+    finally:
+        if log is not None:
+            log.test_ended(item.nodeid, item.stash.get(_FAILURE, None))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
     setattr(item, f"rep_{report.when}", report)
+    if report.failed and _FAILURE not in item.stash:
+        item.stash[_FAILURE] = _failure_of(report, call)
     return report
 
 
 @pytest.fixture
 def agentotel_session(request: pytest.FixtureRequest) -> Iterator[Session]:
-    """The test wrapped in a session named after it, tagged `test`; it ends `Fail` when the test failed."""
+    """The test wrapped in a session named after it, tagged `test`; it ends `Fail` when the test failed, with the
+    failure as its reason (`AssertionError: expected 3 refunds`)."""
     from ..sessions import start_session
 
     running = start_session(["test"], name=request.node.name)
@@ -133,8 +246,9 @@ def agentotel_session(request: pytest.FixtureRequest) -> Iterator[Session]:
         yield running
     finally:
         report = getattr(request.node, "rep_call", None)
-        if report is not None and report.failed:
-            running.end("Fail", "the test failed")
+        failure = request.node.stash.get(_FAILURE, None)
+        if failure is not None:
+            running.end("Fail", failure)
         elif report is not None and report.skipped:
             running.end("Indeterminate", "the test was skipped")
         else:
@@ -142,15 +256,21 @@ def agentotel_session(request: pytest.FixtureRequest) -> Iterator[Session]:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    if _log.count == 0 or config.getoption("--agentotel-no-summary"):
+    log = config.stash.get(_LOG, None)
+    if log is None or log.count == 0 or config.getoption("--agentotel-no-summary"):
         return
     write = terminalreporter.write_line
     terminalreporter.section("agentotel sessions")
-    write(f"{_log.count} session(s), {_log.failed} failed, total cost ${_log.cost:.6f}")
-    for session in _log.failures:
+    write(f"{log.count} session(s), {log.failed} failed, total cost ${log.cost:.6f}")
+    for shown in log.shown:
         write("")
-        write(session.replay())
-    hidden = _log.failed - len(_log.failures)
+        write(shown.heading)
+        write(shown.session.replay())
+    hint = next((h for shown in log.shown if (h := content_hint(shown.session))), None)
+    if hint:
+        write("")
+        write(hint)
+    hidden = log.failed - len(log.shown)
     if hidden > 0:
         write(f"... and {hidden} more failed session(s){_where_to_find_them()}")
     _write_run_lines(write, config)

@@ -9,10 +9,14 @@ from typing import Any
 
 from ..model import Event, Session
 from ..sessions import session as session_scope
+from .assertions import content_hint
 
 Check = Callable[[Any, Session], "bool | str | None"]
-"""Judges one run: gets the agent's output and its session; returns True/None to pass, False or a message to fail
-(or raises AssertionError with a message)."""
+"""Judges one run: gets the agent's output and its session. Returns True or None to pass; a string to fail with
+that string as the reason (`lambda out, s: None if "refund" in out else f"no refund offered: {out!r}"`); False to
+fail with the reason `check returned False`; or raises AssertionError, whose message is the reason."""
+
+CHECK_RETURNED_FALSE = "check returned False"
 
 
 @dataclass
@@ -50,18 +54,25 @@ class VariationReport:
         return sum(r.cost for r in self.results)
 
     def failure_message(self) -> str:
-        """The seed guide's message: how many variants failed, and each one with its error and session."""
+        """The seed guide's message: how many variants failed, and each one with its reason, the step that failed
+        first and its session; then, when a failed step shows no arguments because content was not recorded, the
+        one-line hint that says how to record them."""
         failures = self.failures
         lines = [f"Agent failed on {len(failures)}/{len(self.results)} variants:"]
         for failure in failures:
             step = ""
             if failure.failing_step is not None:
                 step = f" at {failure.failing_step.action_type or failure.failing_step.name!r}"
-            lines.append(f"  - {failure.input}: {failure.error or 'wrong tool sequence'}{step} [{failure.session_url}]")
+            lines.append(f"  - {failure.input}: {failure.error or 'failed'}{step} [{failure.session_url}]")
+        hint = next((h for f in failures if f.session is not None and (h := content_hint(f.session))), None)
+        if hint:
+            lines.append(hint)
         return "\n".join(lines)
 
     def assert_all_passed(self) -> None:
-        """Raises AssertionError with `failure_message()` unless every variant passed."""
+        """Raises AssertionError with `failure_message()` unless every variant passed (pointing at the caller's
+        line: this frame is hidden from pytest's traceback)."""
+        __tracebackhide__ = True
         if not self.passed:
             raise AssertionError(self.failure_message())
 
@@ -82,7 +93,7 @@ def _judge(check: Check | None, output: Any, session: Session) -> str | None:
     if verdict is None or verdict is True:
         return None
     if verdict is False:
-        return "wrong tool sequence"
+        return CHECK_RETURNED_FALSE
     return str(verdict)
 
 
