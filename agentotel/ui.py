@@ -1,5 +1,5 @@
 """`agentotel ui`: a local web server with a sessions list (filter by state, tag and time; sort by start, cost or
-duration) linking to each session's replay page.
+duration; a page at a time, each nested session right under its parent) linking to each session's replay page.
 
 Standard library only (`http.server`), bound to 127.0.0.1 by default. Sessions come from a callable, asked on every
 request, so the list follows a store that grows while the server runs. Pages are built on the server with every
@@ -59,8 +59,14 @@ _SINCE_CHOICES = [
     ("30d", "last 30 days"),
 ]
 SORTS = ("start", "cost", "duration", "name")
-MAX_ROWS = 1000
-"""Longest list a page shows (the count of all matches is still given)."""
+MAX_ROWS = 10_000
+"""Most sessions the list reads from a source (the store keeps 10,000 by default); it shows them a page at a
+time."""
+PAGE_SIZES = (25, 50, 100, 200)
+DEFAULT_PAGE_SIZE = 50
+"""Outermost sessions on one page of the list (each with the sessions nested in it)."""
+_MAX_NESTING = 64
+"""Longest chain of parents followed (a guard against a cycle in damaged data)."""
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 """Host names answered whatever the address listened on."""
@@ -95,7 +101,8 @@ def host_of(header: str | None) -> str:
 
 @dataclass(frozen=True)
 class Filters:
-    """What the list shows: state, tag, time window, a name search, and the order."""
+    """What the list shows: state, tag, time window, a name search, the order, and which page of how many
+    outermost sessions."""
 
     state: str = ""
     tag: str = ""
@@ -103,6 +110,8 @@ class Filters:
     q: str = ""
     sort: str = "start"
     order: str = "desc"
+    page: int = 1
+    size: int = DEFAULT_PAGE_SIZE
 
     @classmethod
     def from_query(cls, query: str) -> Filters:
@@ -112,6 +121,7 @@ class Filters:
         since = values.get("since", "")
         sort = values.get("sort", "start")
         order = values.get("order", "desc")
+        size = _number(values.get("size"), DEFAULT_PAGE_SIZE)
         return cls(
             state=state if state in STATES else "",
             tag=values.get("tag", "")[:200],
@@ -119,13 +129,23 @@ class Filters:
             q=values.get("q", "")[:200],
             sort=sort if sort in SORTS else "start",
             order=order if order in ("asc", "desc") else "desc",
+            page=max(1, _number(values.get("page"), 1)),
+            size=size if size in PAGE_SIZES else DEFAULT_PAGE_SIZE,
         )
 
-    def query(self, **changes: str) -> str:
-        """The URL query for these filters with `changes` applied (defaults left out)."""
-        values = {**self.__dict__, **changes}
+    def query(self, **changes: str | int) -> str:
+        """The URL query for these filters with `changes` applied (defaults left out). A change of anything but
+        the page goes back to the first page: the old page number means nothing in another list."""
+        values: dict[str, str | int] = {**self.__dict__, "page": self.page if "page" in changes else 1, **changes}
         defaults = Filters().__dict__
-        return urlencode({k: v for k, v in values.items() if v and v != defaults[k]})
+        return urlencode({k: str(v) for k, v in values.items() if v and v != defaults[k]})
+
+
+def _number(text: str | None, default: int) -> int:
+    """`text` as a whole number (at most 9 digits), else `default`."""
+    if text is None or not text.isdigit() or len(text) > 9:
+        return default
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -215,6 +235,65 @@ def select(rows: Iterable[SessionRow], filters: Filters, now_ns: int) -> list[Se
     return known + [r for r in chosen if key(r) is None]
 
 
+Group = list[tuple[SessionRow, int]]
+"""An outermost session's row and the rows of the sessions nested in it, each with its depth (0 for the first)."""
+
+
+def nest(chosen: list[SessionRow], every: Iterable[SessionRow]) -> list[Group]:
+    """`chosen` (as `select` ordered them) as groups: each session's row right after its parent's, whatever the
+    order, nested sessions in the order they started. A session whose parent is filtered out goes under its
+    nearest ancestor that is not, or stands on its own in the order (`every` row gives the ancestry)."""
+    parent_of = {row.id: row.parent_id for row in every}
+    shown = {row.id for row in chosen}
+    children: dict[str, list[SessionRow]] = {}
+    roots: list[SessionRow] = []
+    for row in chosen:
+        ancestor = _shown_ancestor(row, parent_of, shown)
+        if ancestor is None:
+            roots.append(row)
+        else:
+            children.setdefault(ancestor, []).append(row)
+    for siblings in children.values():
+        siblings.sort(key=lambda r: r.start_ns)
+    seen: set[str] = set()
+    groups = [_flatten(root, children, seen) for root in roots]
+    # Sessions that name each other as parents (damaged data) are reached from no root: each stands alone.
+    groups.extend(_flatten(row, children, seen) for row in chosen if row.id not in seen)
+    return [group for group in groups if group]
+
+
+def _shown_ancestor(row: SessionRow, parent_of: dict[str, str | None], shown: set[str]) -> str | None:
+    parent, hops = row.parent_id, 0
+    while parent is not None and hops < _MAX_NESTING:
+        if parent in shown:
+            return parent
+        parent, hops = parent_of.get(parent), hops + 1
+    return None
+
+
+def _flatten(root: SessionRow, children: dict[str, list[SessionRow]], seen: set[str]) -> Group:
+    """`root` and every session under it, depth first, each row once across all groups (`seen`)."""
+    group: Group = []
+    stack = [(root, 0)]
+    while stack:
+        row, depth = stack.pop()
+        if row.id in seen:
+            continue
+        seen.add(row.id)
+        group.append((row, depth))
+        stack.extend((child, depth + 1) for child in reversed(children.get(row.id, [])))
+    return group
+
+
+def page_of(groups: list[Group], filters: Filters) -> tuple[list[Group], int, int]:
+    """The groups on the filters' page, that page's number (the last one when asked past it) and how many
+    pages there are (at least 1)."""
+    pages = max(1, -(-len(groups) // filters.size))
+    page = min(filters.page, pages)
+    start = (page - 1) * filters.size
+    return groups[start : start + filters.size], page, pages
+
+
 # --- pages ------------------------------------------------------------------------------------------------------
 
 
@@ -246,7 +325,7 @@ def _started(start_ns: int) -> str:
     return datetime.fromtimestamp(start_ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _row_html(row: SessionRow, names: dict[str, str]) -> str:
+def _row_html(row: SessionRow, names: dict[str, str], depth: int = 0) -> str:
     tags = " ".join(f'<span class="tag">{html_text(t)}</span>' for t in row.tags)
     nested = ""
     if row.parent_id:
@@ -254,8 +333,10 @@ def _row_html(row: SessionRow, names: dict[str, str]) -> str:
         nested = f'<div class="nested muted">in {html_text(parent)}</div>'
     reason = f'<div class="reason" title="{html_text(row.reason)}">{html_text(row.reason)}</div>' if row.reason else ""
     state = row.state if row.state in STATES else RUNNING
+    nesting = f" nested-row depth-{min(depth, 6)}" if depth else ""
     return (
-        f'<tr class="session-row" data-session-id="{html_text(row.id)}" data-state="{html_text(row.state)}">'
+        f'<tr class="session-row{nesting}" data-session-id="{html_text(row.id)}" data-state="{html_text(row.state)}"'
+        f' data-depth="{depth}">'
         f'<td class="num started" data-label="Started">{_started(row.start_ns)}</td>'
         f'<td class="name"><a class="replay-link" href="{html_text(session_path(row.id))}">{html_text(row.name)}</a>'
         f'<div class="sid muted">{html_text(row.id)}</div>{nested}</td>'
@@ -271,13 +352,28 @@ def _row_html(row: SessionRow, names: dict[str, str]) -> str:
     )
 
 
-def render_list(sessions: Iterable[Session | SessionSummary], filters: Filters, *, now_ns: int | None = None) -> str:
-    """The sessions list page: filter form, and a table of the matching sessions linking to their replays."""
-    rows = [row_of(s) for s in sessions]
-    names = {r.id: r.name for r in rows}
-    chosen = select(rows, filters, clock.current_time_ns() if now_ns is None else now_ns)
-    all_tags = sorted({t for r in rows for t in r.tags})
-    form = (
+def _pager(filters: Filters, page: int, pages: int) -> str:
+    """Previous / next links that keep every filter, and where this page is."""
+
+    def link(to: int, rel: str, text: str) -> str:
+        if to < 1 or to > pages:
+            return f'<span class="{rel} disabled" aria-disabled="true">{text}</span>'
+        found = filters.query(page=to)
+        href = "/?" + found if found else "/"
+        return f'<a id="{rel}-page" class="{rel}" rel="{rel}" href="{html_text(href)}">{text}</a>'
+
+    return (
+        '<nav id="pager" aria-label="Pages">'
+        f"{link(page - 1, 'prev', '← Previous')}"
+        f'<span id="page-of">Page {page:,} of {pages:,}</span>'
+        f"{link(page + 1, 'next', 'Next →')}"
+        "</nav>"
+    )
+
+
+def _form(filters: Filters, all_tags: list[str]) -> str:
+    sizes = [(str(size), f"{size} per page") for size in PAGE_SIZES]
+    return (
         '<form id="filters" method="get" action="/">'
         f"<label>State {_options('state', filters.state, [('', 'any'), *((s, s) for s in STATES)])}</label>"
         f"<label>Tag {_options('tag', filters.tag, [('', 'any'), *((t, t) for t in all_tags)])}</label>"
@@ -286,9 +382,20 @@ def render_list(sessions: Iterable[Session | SessionSummary], filters: Filters, 
         f'value="{html_text(filters.q)}"></label>'
         f"<label>Sort {_options('sort', filters.sort, [(key, key) for key in SORTS])}"
         f"{_options('order', filters.order, [('desc', 'high → low'), ('asc', 'low → high')])}</label>"
+        f"<label>Show {_options('size', str(filters.size), sizes)}</label>"
         '<button type="submit">Apply</button> <a href="/" class="reset">Reset</a>'
         "</form>"
     )
+
+
+def render_list(sessions: Iterable[Session | SessionSummary], filters: Filters, *, now_ns: int | None = None) -> str:
+    """The sessions list page: filter form, a table of one page of the matching sessions (each nested session
+    right under its parent) linking to their replays, and links to the pages before and after."""
+    rows = [row_of(s) for s in sessions]
+    names = {r.id: r.name for r in rows}
+    chosen = select(rows, filters, clock.current_time_ns() if now_ns is None else now_ns)
+    groups, page, pages = page_of(nest(chosen, rows), filters)
+    form = _form(filters, sorted({t for r in rows for t in r.tags}))
     head = (
         "<tr>"
         + _sort_link(filters, "start", "Started (UTC)")
@@ -298,12 +405,10 @@ def render_list(sessions: Iterable[Session | SessionSummary], filters: Filters, 
         + _sort_link(filters, "cost", "Cost")
         + "<th>Tokens</th><th>LLM calls</th><th>Tool calls</th><th>Errors</th></tr>"
     )
-    body = "".join(_row_html(r, names) for r in chosen[:MAX_ROWS])
+    body = "".join(_row_html(row, names, depth) for group in groups for row, depth in group)
     if not chosen:
         body = '<tr><td colspan="10" class="empty">No session matches these filters.</td></tr>'
-    shown = f"{min(len(chosen), MAX_ROWS):,} of {len(rows):,} sessions"
-    if len(chosen) > MAX_ROWS:
-        shown += f" (first {MAX_ROWS:,} of {len(chosen):,} matches)"
+    shown = f"{len(chosen):,} of {len(rows):,} sessions"
     script = asset("sessions.js")
     return fill_template(
         asset("sessions.html"),
@@ -314,6 +419,7 @@ def render_list(sessions: Iterable[Session | SessionSummary], filters: Filters, 
             "form": form,
             "head": head,
             "body": body,
+            "pager": _pager(filters, page, pages),
             "script": script,
         },
     )

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import semconv as sc
 from .._content import parse_json, to_json
-from ..model import KIND_ACTION, KIND_LLM, KIND_SESSION, KIND_TOOL, Event
+from ..model import FAIL, KIND_ACTION, KIND_LLM, KIND_SESSION, KIND_TOOL, Event
 from .text import (
     PROBLEM_MARK,
     _message_text,
@@ -37,16 +37,21 @@ from .text import (
     format_offset,
     label,
     shown_events,
+    user_traceback,
 )
 
 if TYPE_CHECKING:
     from ..model import Session
+    from ..records import ExceptionInfo
 
 DATA_ELEMENT_ID = "agentotel-data"
 """The id of the `<script type="application/json">` element that holds the session's data."""
 
 SUMMARY_WIDTH = 160
 """Longest one-line input summary shown on a timeline row (the detail pane shows everything)."""
+
+IO_SUMMARY_LENGTH = 4000
+"""Longest text of the header's input and output summary (the step it comes from shows all of it)."""
 
 _CONTENT_ATTRIBUTES = frozenset(
     {
@@ -254,8 +259,9 @@ def _attributes(event: Event) -> list[list[str]]:
 
 
 def page_data(session: Session, *, back_url: str | None = None) -> dict[str, Any]:
-    """Everything the replay page shows, as JSON-ready data: the session's header, one entry per event (in the
-    order they started) with its running totals, and the index of the first failing step."""
+    """Everything the replay page shows, as JSON-ready data: the session's header with what it was asked and
+    answered (`io_summary`), one entry per event (in the order they started) with its running totals, the index
+    of the first failing step, and the step the page opens on (`opening_step`)."""
     events, twins = shown_events(session)
     first_error = session.first_error
     level = depths(session, events)
@@ -321,10 +327,74 @@ def page_data(session: Session, *, back_url: str | None = None) -> dict[str, Any
         "total_ms": total * 1000,
         "axis": [[fraction, text] for fraction, text in axis_ticks(total)],
         "first_error": first_error_index,
+        "open": opening_step(session, len(events), first_error_index),
+        "io": io_summary(events, level),
         "problem_mark": PROBLEM_MARK,
         "back_url": back_url if back_url and back_url.startswith("/") and not back_url.startswith("//") else None,
         "events": rows,
     }
+
+
+def opening_step(session: Session, count: int, first_error_index: int | None) -> int:
+    """The step the page opens on when its URL names none (`#step=N`, `#problem`): the first failing step, or for
+    a session that failed with no failing step, the last one (where it stopped); else the first."""
+    if first_error_index is not None:
+        return first_error_index
+    return count - 1 if session.end_state == FAIL and count else 0
+
+
+def io_summary(events: list[Event], level: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """What the agent was asked and what it answered, for the page's header (as Phoenix and Langfuse show it):
+    the first user message of the first LLM call and the output of the last one; in a session with no LLM call,
+    the input of its first step and the output of the step that ended last (the outermost one on a tie: the
+    agent's answer, not its last tool's). Only steps whose content was captured count. Each side found is
+    `{"text": ..., "step": index}`; a side with nothing captured is left out. Text only: the page shows it with
+    `textContent`."""
+    indexed = [(i, e) for i, e in enumerate(events) if e.kind != KIND_SESSION]
+    llm = [(i, e) for i, e in indexed if e.kind == KIND_LLM]
+    if llm:
+        asked = next(((i, _asked(e.params)) for i, e in llm if e.params is not None), None)
+        answered = next(((i, _answered(e.returns)) for i, e in reversed(llm) if e.returns is not None), None)
+    else:
+        inputs = [(i, e) for i, e in indexed if e.params is not None]
+        outputs = [(i, e) for i, e in indexed if e.returns is not None and e.end_ns is not None]
+        first = min(inputs, key=lambda p: (p[1].start_ns, level.get(p[1].span_id, 0)), default=None)
+        last = max(outputs, key=lambda p: (p[1].end_ns or 0, -level.get(p[1].span_id, 0)), default=None)
+        asked = None if first is None else (first[0], _step_value_text(first[1].params))
+        answered = None if last is None else (last[0], _value_text(last[1].returns))
+    summary: dict[str, dict[str, Any]] = {}
+    for side, found in (("input", asked), ("output", answered)):
+        if found is not None and found[1].strip():
+            summary[side] = {"text": _clip(found[1], IO_SUMMARY_LENGTH), "step": found[0]}
+    return summary
+
+
+def _asked(params: Any) -> str:
+    """An LLM call's first user message (its first message when none is the user's), as text."""
+    if isinstance(params, list) and params:
+        users = [m for m in params if isinstance(m, dict) and m.get("role") == "user"]
+        return _message_text(users[0] if users else params[0])
+    return _value_text(params)
+
+
+def _answered(returns: Any) -> str:
+    """An LLM call's output messages as text, one per line."""
+    if isinstance(returns, list) and returns:
+        return "\n".join(_message_text(m) for m in returns)
+    return _value_text(returns)
+
+
+def _step_value_text(params: Any) -> str:
+    """A step's arguments as the summary shows them: a single argument by its value, several as `name=value`."""
+    if isinstance(params, dict) and len(params) == 1:
+        return _value_text(next(iter(params.values())))
+    if isinstance(params, dict) and params:
+        return ", ".join(f"{key}={_value_text(value)}" for key, value in params.items())
+    return _value_text(params)
+
+
+def _clip(text: str, length: int) -> str:
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 def _event_data(event: Event, session_start_ns: int, depth: int, problem: bool, twins: int = 0) -> dict[str, Any]:
@@ -355,14 +425,7 @@ def _event_data(event: Event, session_start_ns: int, depth: int, problem: bool, 
         "outputs": content_view(event, event.returns),
         "content_missing": captures_content and event.params is None and event.returns is None,
         "truncated": bool(attrs.get(sc.AGENTOTEL_CONTENT_TRUNCATED)),
-        "error": None
-        if error is None
-        else {
-            "type": error.type,
-            "message": error.message,
-            "stack": error.stacktrace,
-            "ended": event.kind == KIND_SESSION,
-        },
+        "error": None if error is None else _error_data(error, ended=event.kind == KIND_SESSION),
         "problem": problem,
         "span_id": event.span_id,
         "parent_span_id": event.parent_span_id,
@@ -374,12 +437,27 @@ def _event_data(event: Event, session_start_ns: int, depth: int, problem: bool, 
     return {key: value for key, value in data.items() if value is not None and value is not False and value != []}
 
 
+def _error_data(error: ExceptionInfo, *, ended: bool) -> dict[str, Any]:
+    """An error as the detail pane shows it: the traceback with the user's frames only (`user_traceback`), and
+    the whole recorded one beside it when agentotel frames were hidden."""
+    data: dict[str, Any] = {"type": error.type, "message": error.message, "ended": ended}
+    if error.stacktrace:
+        shown = user_traceback(error.stacktrace)
+        data["stack"] = shown.text
+        if shown.hidden:
+            data["stack_note"] = shown.note
+            data["stack_full"] = error.stacktrace
+    return data
+
+
 # --- the page ---------------------------------------------------------------------------------------------------
 
 
 def render_html(session: Session, *, back_url: str | None = None) -> str:
-    """The session as one self-contained HTML document (no network needed): header, a timeline to scale with a
-    scrubber (slider; ←/→, Home/End, `E` for the first failing step), running cost and tokens, and a detail pane.
+    """The session as one self-contained HTML document (no network needed): header with what the agent was asked
+    and answered, a timeline to scale with a scrubber (slider; ←/→, Home/End, `E` for the first failing step),
+    running cost and tokens, and a detail pane. It opens on the first failing step (`opening_step`); a URL ending
+    in `#step=N` opens step N (from 1), `#problem` the first failure.
 
     `back_url` (a same-site path such as `/`) adds a link back to a sessions list. Content from the agent is
     shown as text and never runs.

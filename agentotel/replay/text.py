@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import semconv as sc
@@ -14,6 +16,9 @@ if TYPE_CHECKING:
 
 PROBLEM_MARK = "← PROBLEM"
 _INDENT = "           "
+
+TRACEBACK_LINES = 40
+"""Most lines of a traceback the text replay prints under the failing step (the innermost ones are kept)."""
 
 # What a terminal acts on rather than shows: C0 controls (ESC starts window-title, clipboard (OSC 52) and erase
 # sequences; CR and BS overwrite what came before), DEL, C1 controls (U+009B is a one-character CSI), the line and
@@ -44,6 +49,95 @@ def _escape(found: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+# --- tracebacks: the user's frames ------------------------------------------------------------------------------
+
+# A frame's first line in Python's format, also inside an exception group's `|` margin.
+_FRAME_LINE = re.compile(r'^(?P<lead>[ |]*)File "(?P<file>[^"]*)", line \d+')
+_CARETS = re.compile(r"^[\s^~]+$")
+# The package's folder as imported (tracebacks name files so) and resolved (a symlinked environment).
+_PACKAGE_DIRS = tuple(
+    {
+        folder.as_posix().rstrip("/") + "/"
+        for folder in (Path(__file__).parent.parent, Path(__file__).resolve().parent.parent)
+    }
+)
+# agentotel installed elsewhere: a session recorded on another machine or in another environment.
+_INSTALLED_ELSEWHERE = re.compile(r"/(?:site|dist)-packages/agentotel/")
+# The demo's agent stands for the user's: its frames are the ones the demo shows.
+_DEMO = re.compile(r"/agentotel/demo/")
+_TRACEBACK_HEADER = re.compile(r"^[ |+]*(?:Exception Group )?Traceback \(most recent call last\):$")
+
+
+def is_agentotel_file(path: str) -> bool:
+    """Whether a traceback's file is agentotel's own: inside this installed package, or inside an `agentotel`
+    package in some environment's `site-packages` (a session recorded elsewhere). The demo's agent
+    (`agentotel/demo/`) is not: it plays the user's code."""
+    posix = path.replace("\\", "/")
+    own = posix.startswith(_PACKAGE_DIRS) or _INSTALLED_ELSEWHERE.search(posix) is not None
+    return own and _DEMO.search(posix) is None
+
+
+@dataclass(frozen=True)
+class UserTraceback:
+    """A recorded traceback without agentotel's frames: `text` holds the rest (header, the user's frames with their
+    source lines, chained exceptions, the exception line), `hidden` how many frames were left out."""
+
+    text: str
+    hidden: int
+
+    @property
+    def note(self) -> str | None:
+        """`2 agentotel frames hidden`, or `None` when none were."""
+        if not self.hidden:
+            return None
+        return f"{self.hidden} agentotel frame{'s' if self.hidden != 1 else ''} hidden"
+
+
+def user_traceback(stacktrace: str) -> UserTraceback:
+    """`stacktrace` (Python's formatted traceback, as `exception.stacktrace` holds it) without the frames whose file
+    is agentotel's own (`is_agentotel_file`: the step wrappers, the re-run shim, instrumentation): each frame's
+    `File ...` line and the source and caret lines under it. Every other line stays as recorded. A stack in any
+    other format has no frame to hide and comes back whole. Never raises."""
+    kept: list[str] = []
+    hidden = 0
+    hiding: str | None = None  # the margin of the hidden frame whose source lines follow
+    # Split at line feeds only, as Python writes tracebacks: a carriage return or a separator inside a message is
+    # text of that line (shown escaped), never a line of its own.
+    for line in stacktrace.rstrip("\n").split("\n"):
+        frame = _FRAME_LINE.match(line)
+        if hiding is not None and frame is None and line.startswith(hiding + "  "):
+            continue
+        hiding = None
+        if frame is not None and is_agentotel_file(frame["file"]):
+            hidden += 1
+            hiding = frame["lead"]
+            continue
+        kept.append(line)
+    if not hidden:
+        return UserTraceback(stacktrace.rstrip("\n"), 0)
+    # A header with none of the user's frames left under it (an exception raised inside agentotel, such as a
+    # re-run raising a recorded one) says nothing: the exception line stands alone.
+    shown = [
+        line
+        for at, line in enumerate(kept)
+        if not (_TRACEBACK_HEADER.match(line) and (at + 1 == len(kept) or not _FRAME_LINE.match(kept[at + 1])))
+    ]
+    return UserTraceback("\n".join(shown), hidden)
+
+
+def traceback_lines(stacktrace: str, *, limit: int = TRACEBACK_LINES) -> list[str]:
+    """The lines the text replay prints for a recorded traceback: the user's frames (caret lines left out: a
+    replay's lines are cut to its width, which would misplace them), at most `limit` of the innermost lines, and
+    how many agentotel frames were hidden."""
+    shown = user_traceback(stacktrace)
+    lines = [line for line in shown.text.split("\n") if line.strip() and not _CARETS.match(line)]
+    if len(lines) > limit:
+        lines = [f"({len(lines) - limit + 1} earlier lines left out)", *lines[-(limit - 1) :]]
+    if shown.note:
+        lines.append(f"({shown.note})")
+    return lines
+
+
 def format_offset(seconds: float) -> str:
     """`MM:SS.mmm` for an offset from the session's start."""
     seconds = max(0.0, seconds)
@@ -59,6 +153,11 @@ def format_cost(cost: float | None) -> str:
 
 def _short(text: str, width: int) -> str:
     text = " ".join(text.split())
+    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
+
+
+def _cut(text: str, width: int) -> str:
+    """`text` cut to `width` characters, its spacing kept (a traceback's indentation means something)."""
     return text if len(text) <= width else text[: max(1, width - 1)] + "…"
 
 
@@ -193,7 +292,8 @@ def depths(session: Session, events: list[Event]) -> dict[str, int]:
 
 def render_text(session: Session, *, width: int = 100) -> str:
     """The session as a text timeline: header, one entry per step (inputs, outputs, tokens, cost, error), the
-    first failing step marked `← PROBLEM`, and how the session ended."""
+    first failing step marked `← PROBLEM` with its traceback (the user's frames: agentotel's are hidden and
+    counted), and how the session ended."""
     events, twins = shown_events(session)
     first_error = session.first_error
     duration = f"{session.duration:.3f}s" if session.duration is not None else "running"
@@ -233,6 +333,9 @@ def render_text(session: Session, *, width: int = 100) -> str:
             lines.append(f"{_INDENT}{pad}Error: {_short(str(event.error), text_width)}")
         elif event.attributes.get(sc.AGENTOTEL_STEP_CANCELLED) is True:
             lines.append(f"{_INDENT}{pad}Cancelled: it did not complete")
+        if mark and event.error is not None and event.error.stacktrace:
+            # Only the failing step's: the steps the error went through would repeat it.
+            lines.extend(f"{_INDENT}{pad}{_cut(line, text_width)}" for line in traceback_lines(event.error.stacktrace))
     if session.ended:
         end_offset = format_offset(((session.end_ns or session.start_ns) - session.start_ns) / 1e9)
         if session.end_state == FAIL and first_error is not None and first_error.error is not None:

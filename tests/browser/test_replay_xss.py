@@ -98,6 +98,13 @@ def test_replay_shows_hostile_text_and_runs_none_of_it(
         HOSTILE,
         "safe-tag",
     ]
+    # The header's summary: the first model call's prompt and the last one's completion, as text.
+    assert page.evaluate("document.querySelector('#io-input .io-text').textContent") == HOSTILE
+    assert page.evaluate("document.querySelector('#io-output .io-text').textContent") == HOSTILE
+    assert page.evaluate("document.querySelector('#io-output .io-text').title") == HOSTILE
+    page.click("#io-output .io-text")  # opened to its whole text: still text
+    # Two rows, each a div of dt > button and dd: nothing else was made of the text.
+    assert page.evaluate("document.querySelectorAll('#io *').length") == 8
     seen: list[str] = []
     for index, event in enumerate(hostile.events):
         page.evaluate("i => window.agentotelReplay.go(i)", index)
@@ -135,6 +142,8 @@ def test_sessions_list_shows_hostile_text_and_runs_none_of_it(hostile_cap: Captu
         page.click("a.replay-link")
         page.wait_for_function("window.agentotelReplay !== undefined")
         assert page.evaluate("document.getElementById('name').textContent") == HOSTILE
+        assert page.evaluate("document.querySelector('#io-input .io-text').textContent") == HOSTILE
+        assert page.evaluate("document.querySelector('#io-output .io-text').textContent") == HOSTILE
         assert page.evaluate("window.__pwned") is None
         assert page.evaluate("document.querySelectorAll('img, svg').length") == 0
     finally:

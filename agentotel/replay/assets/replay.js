@@ -77,6 +77,40 @@
     var slider = $("scrubber");
     slider.max = String(Math.max(0, count - 1));
     if (data.first_error !== null) $("jump-problem").hidden = false;
+    renderIO();
+  }
+
+  // What the agent was asked and answered: one line each (the whole text on a click), its step one click away.
+  function renderIO() {
+    var io = data.io || {};
+    var box = $("io");
+    [
+      ["input", "Input"],
+      ["output", "Output"],
+    ].forEach(function (side) {
+      var found = io[side[0]];
+      if (!found) return;
+      var source = events[found.step];
+      var row = el("div", "io-row");
+      row.id = "io-" + side[0];
+      var dt = el("dt");
+      var link = el("button", "io-step", side[1]);
+      link.type = "button";
+      link.title = "Step " + (found.step + 1) + ": " + (source ? source.label : "");
+      link.addEventListener("click", function () {
+        go(found.step);
+      });
+      dt.appendChild(link);
+      var dd = el("dd", "io-text", found.text);
+      dd.title = found.text;
+      dd.addEventListener("click", function () {
+        dd.classList.toggle("open");
+      });
+      row.appendChild(dt);
+      row.appendChild(dd);
+      box.appendChild(row);
+      box.hidden = false;
+    });
   }
 
   // --- timeline: a virtualised list ------------------------------------------------------------------------------
@@ -146,13 +180,14 @@
       // Each index always lands in the same pool slot (index mod pool size), so scrolling by one row refills one
       // element instead of shifting every row's content.
       var i = first + ((k - (first % pool.length) + pool.length) % pool.length);
+      var isCurrent = i === current;
       if (i >= count) {
         if (!row.hidden) row.hidden = true;
-        continue;
+        isCurrent = false; // a hidden row keeps no mark of the step it showed last
+      } else {
+        if (row.hidden) row.hidden = false;
+        if (row._index !== i) fillRow(row, i);
       }
-      if (row.hidden) row.hidden = false;
-      if (row._index !== i) fillRow(row, i);
-      var isCurrent = i === current;
       if (row.classList.contains("current") !== isCurrent) {
         row.classList.toggle("current", isCurrent);
         row.setAttribute("aria-selected", isCurrent ? "true" : "false");
@@ -399,7 +434,19 @@
       box.id = "detail-error";
       box.appendChild(el("div", "etype", e.error.type));
       if (e.error.message) box.appendChild(el("div", "emsg text", e.error.message));
-      if (e.error.stack) box.appendChild(el("pre", "stack", e.error.stack));
+      if (e.error.stack) {
+        var stack = el("pre", "stack", e.error.stack);
+        stack.id = "detail-stack";
+        box.appendChild(stack);
+      }
+      if (e.error.stack_full) {
+        // Hidden at display time only: the whole recorded traceback is one click away, as the backend has it.
+        var full = el("details", "stack-full");
+        full.id = "detail-stack-full";
+        full.appendChild(el("summary", null, e.error.stack_note + " \u00b7 show the whole traceback"));
+        full.appendChild(el("pre", "stack", e.error.stack_full));
+        box.appendChild(full);
+      }
       frag.appendChild(box);
     }
     if (e.inputs) {
@@ -521,14 +568,26 @@
     viewportH = rows.clientHeight || 400;
   }
 
+  // `#step=N` opens step N (from 1), `#problem` the first failing step; with neither, the step Python chose
+  // (the first failure, if any).
+  function stepOfHash() {
+    var step = /^#step=(\d+)$/.exec(location.hash);
+    if (step) return Number(step[1]) - 1;
+    if (location.hash === "#problem" && data.first_error !== null) return data.first_error;
+    return null;
+  }
+
   renderHeader();
   measure();
   if (count) {
-    var hash = /^#step=(\d+)$/.exec(location.hash);
-    var start = location.hash === "#problem" && data.first_error !== null ? data.first_error : hash ? Number(hash[1]) - 1 : 0;
+    var start = stepOfHash();
     spacer.style.height = count * ROW_H + "px";
     $("timeline").style.setProperty("--rows-h", count * ROW_H + "px");
-    go(start);
+    go(start === null ? data.open : start);
+    window.addEventListener("hashchange", function () {
+      var to = stepOfHash();
+      if (to !== null) go(to);
+    });
   } else {
     renderEmpty();
   }
