@@ -214,6 +214,11 @@ def parts_of(content: Any) -> list[dict[str, Any]]:
     return [_text_part(str(content))]
 
 
+_GENAI_PARTS = frozenset(("text", "tool_call", "tool_call_response", "server_tool_call", "reasoning", "uri", "blob"))
+_GENAI_PARTS |= {"file", "server_tool_call_response"}
+"""The GenAI message schema's part types, read as they are."""
+
+
 def parts_of_block(block: Any) -> list[dict[str, Any]]:
     """One content block as GenAI message parts."""
     if isinstance(block, str):
@@ -221,9 +226,7 @@ def parts_of_block(block: Any) -> list[dict[str, Any]]:
     if not isinstance(block, dict):
         return [] if block is None else [_text_part(str(block))]
     kind = block.get("type")
-    if kind in ("tool_call", "tool_call_response", "reasoning", "uri", "blob", "file") or (
-        kind == "text" and "content" in block
-    ):
+    if kind in _GENAI_PARTS and (kind != "text" or "content" in block):
         return [block]  # already a GenAI part
     if kind in ("text", "input_text", "output_text") or (kind is None and isinstance(block.get("text"), str)):
         return [_text_part(block.get("text", ""))]

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._genai import field, items, message, reasoning_part, text_part, tool_call_part, tool_response_part
+from ._genai import (
+    field,
+    items,
+    message,
+    output_message,
+    reasoning_part,
+    text_part,
+    tool_call_part,
+    tool_response_part,
+)
 
 
 def _media_part(block: Any, modality: str) -> dict[str, Any]:
@@ -83,4 +92,4 @@ def input_messages(messages: Any) -> list[dict[str, Any]]:
 
 def output_messages(content: Any, stop_reason: Any) -> list[dict[str, Any]]:
     """A response's content blocks as the one assistant output message."""
-    return [message("assistant", parts(content), finish_reason=stop_reason)]
+    return [output_message(parts(content), stop_reason)]

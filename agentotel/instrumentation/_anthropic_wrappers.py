@@ -5,7 +5,8 @@ Each call gets one `chat {model}` CLIENT span (`_genai.LLMCall`) with the reques
 and stop reason, the token usage as the GenAI conventions define it (`gen_ai.usage.input_tokens` includes cache reads
 and writes, which Anthropic reports apart), its cost, and its messages when content capture is on. An error is
 recorded on the span and re-raised unchanged. A stream's span ends exactly once: when the stream is exhausted,
-fails, is closed or leaves its `with` block, or is garbage collected unfinished.
+fails, is closed or leaves its `with` block (failed, when an exception leaves it), or is garbage collected
+unfinished. Parameters sent in `extra_body` are recorded as the named ones are.
 
 The SDK's methods are wrapped on their classes (`Messages`, `AsyncMessages`) with `wrapt`; the caller gets the
 SDK's own objects back (streams behind a transparent proxy). Nothing here raises into the caller: the wrapped call
@@ -34,7 +35,10 @@ from ._genai import (
     StreamRecorder,
     as_float,
     as_int,
+    block_error,
     field,
+    quietly,
+    sent_parameters,
     server_attributes,
     stop_sequences,
     text,
@@ -235,6 +239,7 @@ def _json(value: str) -> Any:
 def start_call(tracer: Tracer, resource: Any, kwargs: dict[str, Any], *, stream: bool) -> LLMCall | None:
     """Starts the span of one call. Returns `None` when it cannot (the call then goes on untraced). Never raises."""
     try:
+        kwargs = dict(sent_parameters(kwargs))
         attributes = request_attributes(resource, kwargs, stream=stream)
         call = LLMCall(tracer, sc.GEN_AI_OPERATION_NAME_VALUE_CHAT, attributes.get(sc.GEN_AI_REQUEST_MODEL), attributes)
         record_request_content(call, kwargs)
@@ -365,6 +370,13 @@ def _watch_message_stream(stream: Any, recorder: StreamRecorder, *, is_async: bo
         log.debug("Could not watch the events of an anthropic message stream", exc_info=True)
 
 
+def _finish(recorder: StreamRecorder | None, error: BaseException | None = None) -> None:
+    """Ends a managed stream's span as its `with` block is left, failed by `error` (the exception leaving the
+    block, or raised while the SDK closed the stream) when one is given. Never raises."""
+    if recorder is not None:
+        quietly(recorder.finish, error)
+
+
 class MessageStreamManagerProxy(_ObjectProxy):
     """`messages.stream()`'s manager, unchanged for the caller. Its call's span starts when the `with` block is
     entered (when the SDK sends the request) and ends once, when the stream ends or the block is left."""
@@ -391,11 +403,16 @@ class MessageStreamManagerProxy(_ObjectProxy):
         return stream
 
     def __exit__(self, *exc_info: Any) -> Any:
+        failed = block_error(exc_info)
+        if failed is not None:  # before the SDK's close, which would end the span as a success
+            _finish(self._self_recorder, failed)
         try:
-            return self.__wrapped__.__exit__(*exc_info)
-        finally:
-            if self._self_recorder is not None:
-                self._self_recorder.finish()
+            result = self.__wrapped__.__exit__(*exc_info)
+        except BaseException as error:
+            _finish(self._self_recorder, error)
+            raise
+        _finish(self._self_recorder)
+        return result
 
 
 class AsyncMessageStreamManagerProxy(_ObjectProxy):
@@ -423,11 +440,16 @@ class AsyncMessageStreamManagerProxy(_ObjectProxy):
         return stream
 
     async def __aexit__(self, *exc_info: Any) -> Any:
+        failed = block_error(exc_info)
+        if failed is not None:  # before the SDK's close, which would end the span as a success
+            _finish(self._self_recorder, failed)
         try:
-            return await self.__wrapped__.__aexit__(*exc_info)
-        finally:
-            if self._self_recorder is not None:
-                self._self_recorder.finish()
+            result = await self.__wrapped__.__aexit__(*exc_info)
+        except BaseException as error:
+            _finish(self._self_recorder, error)
+            raise
+        _finish(self._self_recorder)
+        return result
 
 
 def stream_wrapper(tracer: Tracer, *, is_async: bool) -> Callable[..., Any]:

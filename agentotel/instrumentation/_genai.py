@@ -142,6 +142,20 @@ def stop_sequences(value: Any) -> list[str] | None:
     return found or None
 
 
+def sent_parameters(kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The request's parameters as the SDK sends them: the keys of `extra_body` over the named parameters (the
+    OpenAI and Anthropic SDKs merge it into the JSON body last, so its values win, and its `omit` removes a key),
+    except `stream`, which only the named parameter decides for the SDK. `kwargs` itself when there is no
+    `extra_body` (most calls). Never raises."""
+    extra = kwargs.get("extra_body")
+    if not extra or not isinstance(extra, Mapping):
+        return kwargs
+    try:
+        return {**kwargs, **{key: value for key, value in extra.items() if key != "stream"}}
+    except Exception:  # a mapping of the app's own that cannot be read: the named parameters still are
+        return kwargs
+
+
 def server_attributes(url: Any) -> dict[str, Any]:
     """`server.address` and `server.port` of a client's base URL (an httpx URL or text). Never raises."""
     try:
@@ -199,6 +213,17 @@ def message(role: Any, parts: list[dict[str, Any]], *, name: Any = None, finish_
     if finish_reason is not None:
         result["finish_reason"] = output_finish_reason(finish_reason)
     return result
+
+
+UNFINISHED = "error"
+"""The output message's `finish_reason` when the model gave none: the stream was abandoned, cut or failed before
+its last chunk. The output-message schema requires one; "error" is what the official instrumentations write."""
+
+
+def output_message(parts: list[dict[str, Any]], finish_reason: Any) -> dict[str, Any]:
+    """The model's answer as an assistant output message, always with a `finish_reason` (`UNFINISHED` when the
+    model gave none)."""
+    return message("assistant", parts, finish_reason=finish_reason or UNFINISHED)
 
 
 def output_finish_reason(reason: Any) -> str:
@@ -428,6 +453,16 @@ def _ignore(item: Any) -> None:
     """A finished recorder's chunk handler."""
 
 
+def block_error(exc_info: tuple[Any, ...]) -> BaseException | None:
+    """The exception that is leaving a `with` / `async with` block, from its `__exit__` arguments, or `None`.
+
+    Raised by the code that read the stream, it still ends the stream's call unfinished: the call is marked
+    failed by it, as the official instrumentations do (`LLMCall.end` records an `Exception`, and only ends the span
+    for a cancellation or an exit). Never raises."""
+    error = exc_info[1] if len(exc_info) > 1 else None
+    return error if isinstance(error, BaseException) else None
+
+
 def _abandon(proxy: Any) -> None:
     """A stream proxy's `__del__`: ends its span when the app dropped the stream unfinished. Never raises.
 
@@ -443,7 +478,8 @@ def _abandon(proxy: Any) -> None:
 
 class StreamProxy(ObjectProxy):
     """The SDK's sync stream, unchanged for the caller, whose span ends exactly once: when the stream is
-    exhausted, raises, is closed (`close()` or leaving its `with` block) or is garbage collected."""
+    exhausted, raises, is closed (`close()` or leaving its `with` block) or is garbage collected. An exception
+    that leaves the `with` block, or that `close()` raises, marks the call failed."""
 
     def __init__(self, wrapped: Any, recorder: StreamRecorder) -> None:
         super().__init__(wrapped)
@@ -479,15 +515,21 @@ class StreamProxy(ObjectProxy):
 
     def __exit__(self, *exc_info: Any) -> Any:
         try:
-            return self.__wrapped__.__exit__(*exc_info)
-        finally:
-            quietly(self._self_recorder.finish)
+            result = self.__wrapped__.__exit__(*exc_info)
+        except BaseException as error:
+            quietly(self._self_recorder.finish, error)
+            raise
+        quietly(self._self_recorder.finish, block_error(exc_info))
+        return result
 
     def close(self) -> Any:
         try:
-            return self.__wrapped__.close()
-        finally:
-            quietly(self._self_recorder.finish)
+            result = self.__wrapped__.close()
+        except BaseException as error:
+            quietly(self._self_recorder.finish, error)
+            raise
+        quietly(self._self_recorder.finish)
+        return result
 
 
 class AsyncStreamProxy(ObjectProxy):
@@ -527,15 +569,21 @@ class AsyncStreamProxy(ObjectProxy):
 
     async def __aexit__(self, *exc_info: Any) -> Any:
         try:
-            return await self.__wrapped__.__aexit__(*exc_info)
-        finally:
-            quietly(self._self_recorder.finish)
+            result = await self.__wrapped__.__aexit__(*exc_info)
+        except BaseException as error:
+            quietly(self._self_recorder.finish, error)
+            raise
+        quietly(self._self_recorder.finish, block_error(exc_info))
+        return result
 
     async def close(self) -> Any:
         try:
-            return await self.__wrapped__.close()
-        finally:
-            quietly(self._self_recorder.finish)
+            result = await self.__wrapped__.close()
+        except BaseException as error:
+            quietly(self._self_recorder.finish, error)
+            raise
+        quietly(self._self_recorder.finish)
+        return result
 
 
 def recorder_of(stream: Any) -> StreamRecorder | None:

@@ -14,6 +14,7 @@ from .. import semconv as sc
 from .._config import settings
 from ._genai import MODEL_TYPES, LLMCall, as_float, as_int, field, items, reader, stop_sequences, text
 from ._openai_messages import (
+    call_name,
     chat_input_messages,
     chat_output_messages,
     instruction_parts,
@@ -75,7 +76,10 @@ def chat_request_attributes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
     Walks the parameters the app passed (a handful) rather than looking up every one it could have: this runs
     for every call."""
-    found: dict[str, Any] = {sc.GEN_AI_REQUEST_STREAM: kwargs.get("stream") is True}
+    found: dict[str, Any] = {
+        sc.OPENAI_API_TYPE: sc.OPENAI_API_TYPE_VALUE_CHAT_COMPLETIONS,
+        sc.GEN_AI_REQUEST_STREAM: kwargs.get("stream") is True,
+    }
     rules = _CHAT_REQUEST
     for key, value in kwargs.items():
         rule = rules.get(key)
@@ -95,6 +99,7 @@ def responses_request_attributes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     output_type = _output_type(kwargs.get("text_format")) or _output_type(field(kwargs.get("text"), "format"))
     conversation = kwargs.get("conversation")
     return {
+        sc.OPENAI_API_TYPE: sc.OPENAI_API_TYPE_VALUE_RESPONSES,
         **_sampling(kwargs),
         sc.GEN_AI_REQUEST_MAX_TOKENS: as_int(kwargs.get("max_output_tokens")),
         sc.GEN_AI_OUTPUT_TYPE: output_type,
@@ -206,7 +211,8 @@ def record_chat_completion(call: LLMCall, completion: Any) -> None:
 
 
 _INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
-_CALL_ITEMS = ("function_call", "custom_tool_call")
+_CALL_ITEMS = ("function_call", "custom_tool_call", "computer_call")
+"""Responses output items that ask the app to run a tool (the model's built-in tools run at OpenAI)."""
 
 
 def responses_finish_reason(response: Any) -> str | None:
@@ -243,7 +249,7 @@ def record_response(call: LLMCall, response: Any) -> None:
             )
         )
     output = items(field(response, "output"))
-    _tool_calls(call, [(field(i, "name"), field(i, "call_id")) for i in output if field(i, "type") in _CALL_ITEMS])
+    _tool_calls(call, [(call_name(i), field(i, "call_id")) for i in output if field(i, "type") in _CALL_ITEMS])
     if call.capture_content:
         call.content(sc.GEN_AI_OUTPUT_MESSAGES, responses_output_messages(output, reason))
 
@@ -254,9 +260,18 @@ def record_embeddings(call: LLMCall, result: Any) -> None:
     call.set(sc.GEN_AI_USAGE_INPUT_TOKENS, as_int(field(field(result, "usage"), "prompt_tokens")))
     if sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT not in call.attributes:
         data = items(field(result, "data"))
-        vector = field(data[0], "embedding") if data else None
-        if isinstance(vector, list):
-            call.set(sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT, len(vector))
+        call.set(sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT, _dimensions(field(data[0], "embedding") if data else None))
+
+
+def _dimensions(vector: Any) -> int | None:
+    """The length of an embedding: a list of floats, or (`encoding_format="base64"`) the base64 text of float32s,
+    counted without decoding it (4 bytes a float)."""
+    if isinstance(vector, list):
+        return len(vector)
+    if isinstance(vector, str) and vector and len(vector) % 4 == 0:
+        size = len(vector) // 4 * 3 - (len(vector) - len(vector.rstrip("=")))
+        return size // 4 if size % 4 == 0 else None
+    return None
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -461,6 +476,6 @@ class ResponsesStream:
         output = list(self.output)
         if self.partial.pieces:
             output.append({"type": "message", "content": [{"type": "output_text", "text": self.partial.value()}]})
-        _tool_calls(call, [(field(i, "name"), field(i, "call_id")) for i in output if field(i, "type") in _CALL_ITEMS])
+        _tool_calls(call, [(call_name(i), field(i, "call_id")) for i in output if field(i, "type") in _CALL_ITEMS])
         if call.capture_content and output:
             call.content(sc.GEN_AI_OUTPUT_MESSAGES, responses_output_messages(output, None))

@@ -10,12 +10,14 @@ unexpected shape: callers catch.
 
 from __future__ import annotations
 
+import mimetypes
 from typing import Any
 
 from ._genai import (
     field,
     items,
     message,
+    output_message,
     reasoning_part,
     text_part,
     tool_call_part,
@@ -40,6 +42,39 @@ def _image_part(url: Any) -> dict[str, Any]:
     return {"type": "uri", "modality": "image", "uri": url}
 
 
+_AUDIO_MIME_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
+"""OpenAI's `input_audio` formats as media types (an "mp3" payload is MPEG audio: `audio/mpeg`)."""
+
+
+def _audio_part(audio: Any) -> dict[str, Any]:
+    return {
+        "type": "blob",
+        "modality": "audio",
+        "mime_type": _AUDIO_MIME_TYPES.get(str(field(audio, "format"))),
+        "content": field(audio, "data"),
+    }
+
+
+def _document_part(file: Any) -> dict[str, Any]:
+    """A document: a reference to a file OpenAI holds (`file_id`), inline data (`file_data`, plain base64 or a
+    `data:` URL) or a link (`file_url`). Its media type comes from a `data:` URL, else from the file's name."""
+    name = field(file, "filename")
+    guessed = mimetypes.guess_type(name)[0] if isinstance(name, str) and name else None
+    file_id = field(file, "file_id")
+    if file_id:
+        return {"type": "file", "modality": "document", "mime_type": guessed, "file_id": file_id}
+    data = field(file, "file_data")
+    if isinstance(data, str) and data.startswith("data:"):
+        header, _, data = data.partition(",")
+        guessed = header[5:].split(";")[0] or guessed
+    if data:
+        return {"type": "blob", "modality": "document", "mime_type": guessed, "content": data}
+    url = field(file, "file_url")
+    if url:
+        return {"type": "uri", "modality": "document", "mime_type": guessed, "uri": url}
+    return {"type": "file", "modality": "document", "mime_type": guessed}
+
+
 def content_parts(content: Any) -> list[dict[str, Any]]:
     """The parts of one message's content: text, or a list of Chat Completions / Responses content parts."""
     if content is None:
@@ -61,14 +96,13 @@ def content_parts(content: Any) -> list[dict[str, Any]]:
         elif kind == "input_image":
             url = field(part, "image_url")
             parts.append(
-                _image_part(url) if url else {"type": "file", "modality": "image", "id": field(part, "file_id")}
+                _image_part(url) if url else {"type": "file", "modality": "image", "file_id": field(part, "file_id")}
             )
         elif kind == "input_audio":
-            audio = field(part, "input_audio", part)
-            parts.append({"type": "blob", "modality": "audio", "content": field(audio, "data")})
+            parts.append(_audio_part(field(part, "input_audio", part)))
         elif kind in ("file", "input_file"):
-            file = field(part, "file", part)
-            parts.append({"type": "file", "id": field(file, "file_id"), "name": field(file, "filename")})
+            # Chat Completions nests the file under "file"; the Responses API puts its fields on the part itself.
+            parts.append(_document_part(field(part, "file", part)))
         else:
             parts.append({"type": str(kind or "unknown")})
     return parts
@@ -131,7 +165,7 @@ def chat_output_messages(choices: Any) -> list[dict[str, Any]]:
         if field(msg, "refusal"):
             parts.append({"type": "refusal", "content": field(msg, "refusal")})
         parts.extend(_chat_tool_calls(msg))
-        result.append(message("assistant", parts, finish_reason=field(choice, "finish_reason")))
+        result.append(output_message(parts, field(choice, "finish_reason")))
     return result
 
 
@@ -146,6 +180,7 @@ def tool_definitions(tools: Any) -> list[dict[str, Any]]:
             value = field(spec, key)
             if value is not None:
                 definition[key] = value
+        definition.setdefault("name", kind)  # a built-in tool (web_search, computer, ...) is known by its type
         result.append(definition)
     return result
 
@@ -183,6 +218,56 @@ def responses_input_messages(value: Any) -> list[dict[str, Any]]:
     return result
 
 
+SERVER_TOOLS = {
+    "code_interpreter_call": "code_interpreter",
+    "file_search_call": "file_search",
+    "image_generation_call": "image_generation",
+    "mcp_call": "mcp",
+    "mcp_list_tools": "mcp_list_tools",
+    "web_search_call": "web_search",
+}
+"""Output items of the tools OpenAI runs itself (the model's built-in tools) -> the tool's name. The schema's
+`server_tool_call` part records them; the app runs none of them."""
+
+
+def call_name(item: Any) -> Any:
+    """The name of the tool a Responses tool-call item asks the app to run (a computer-use call names none)."""
+    return "computer" if field(item, "type") == "computer_call" else field(item, "name")
+
+
+def _item_fields(item: Any) -> dict[str, Any]:
+    """An output item's fields (a pydantic model's declared ones, or a dict's), without the empty ones."""
+    found = item if isinstance(item, dict) else getattr(item, "__dict__", {})
+    return {key: value for key, value in found.items() if value is not None}
+
+
+def _server_tool_call_part(item: Any, name: str) -> dict[str, Any]:
+    """A built-in tool's call: `{"type": "server_tool_call", "id", "name", "server_tool_call": {"type", ...}}`, its
+    payload the item's own fields (the action taken, its status, its results)."""
+    payload = _item_fields(item)
+    item_id, call_id = payload.pop("id", None), payload.pop("call_id", None)
+    payload.pop("type", None)
+    own_name = payload.pop("name", None)
+    return {
+        "type": "server_tool_call",
+        "id": call_id or item_id,
+        "name": own_name if isinstance(own_name, str) else name,
+        "server_tool_call": {**payload, "type": name},
+    }
+
+
+def _computer_call_part(item: Any) -> dict[str, Any]:
+    """A computer-use call: a tool call the app runs (it answers with a `computer_call_output`), its arguments the
+    action(s) asked for."""
+    arguments = {key: field(item, key) for key in ("action", "actions") if field(item, key) is not None}
+    return {
+        "type": "tool_call",
+        "id": field(item, "call_id") or field(item, "id"),
+        "name": "computer",
+        **({"arguments": arguments} if arguments else {}),
+    }
+
+
 def _output_item_part(item: Any) -> dict[str, Any] | None:
     """The part for one non-message output item (a tool call, reasoning, a built-in tool's call)."""
     kind = str(field(item, "type", ""))
@@ -190,11 +275,16 @@ def _output_item_part(item: Any) -> dict[str, Any] | None:
         return tool_call_part(field(item, "call_id"), field(item, "name"), field(item, "arguments"))
     if kind == "custom_tool_call":
         return tool_call_part(field(item, "call_id"), field(item, "name"), field(item, "input"))
+    if kind == "computer_call":
+        return _computer_call_part(item)
     if kind == "reasoning":
         summary = " ".join(str(field(s, "text", "")) for s in items(field(item, "summary")))
         return reasoning_part(summary) if summary else None
     if kind == "item_reference":
         return None
+    server_tool = SERVER_TOOLS.get(kind)
+    if server_tool is not None:
+        return _server_tool_call_part(item, server_tool)
     if _is_call(kind):
         return {"type": kind, "id": field(item, "id")}
     return {"type": kind or "unknown"}
@@ -210,7 +300,7 @@ def responses_output_messages(output: Any, finish_reason: str | None) -> list[di
             part = _output_item_part(item)
             if part is not None:
                 parts.append(part)
-    return [message("assistant", parts, finish_reason=finish_reason)]
+    return [output_message(parts, finish_reason)]
 
 
 def instruction_parts(instructions: Any) -> list[dict[str, Any]] | None:

@@ -37,7 +37,16 @@ from .. import semconv as sc
 from .._version import __version__
 from . import _openai_attributes as attributes
 from ._framework import FrameworkInstrumentor
-from ._genai import Accumulator, LLMCall, field, recorder_of, server_attributes, text
+from ._genai import (
+    Accumulator,
+    LLMCall,
+    block_error,
+    field,
+    recorder_of,
+    sent_parameters,
+    server_attributes,
+    text,
+)
 from ._openai_results import is_raw_response, proxy_stream, wrap_raw_response
 
 log = logging.getLogger("agentotel")
@@ -98,12 +107,24 @@ METHODS: tuple[tuple[str, str, str, Operation, bool], ...] = (
     (_EMBEDDINGS_MODULE, "AsyncEmbeddings", "create", EMBEDDINGS, True),
 )
 
-# The stream helpers' `close()` closes the HTTP response itself, past our stream proxy: (module, class, async).
+_CHAT_HELPERS = "openai.lib.streaming.chat._completions"
+_RESPONSES_HELPERS = "openai.lib.streaming.responses._responses"
+
+# The stream helpers' `close()` closes the HTTP response itself, past our stream proxy, and their `__exit__` calls
+# it without the exception leaving the block: (module, class, async).
 HELPER_STREAMS: tuple[tuple[str, str, bool], ...] = (
-    ("openai.lib.streaming.chat._completions", "ChatCompletionStream", False),
-    ("openai.lib.streaming.chat._completions", "AsyncChatCompletionStream", True),
-    ("openai.lib.streaming.responses._responses", "ResponseStream", False),
-    ("openai.lib.streaming.responses._responses", "AsyncResponseStream", True),
+    (_CHAT_HELPERS, "ChatCompletionStream", False),
+    (_CHAT_HELPERS, "AsyncChatCompletionStream", True),
+    (_RESPONSES_HELPERS, "ResponseStream", False),
+    (_RESPONSES_HELPERS, "AsyncResponseStream", True),
+)
+# What `chat.completions.stream(...)` / `responses.stream(...)` return: a manager whose `with` block yields the helper
+# stream, and whose `__exit__` closes it without passing on the exception leaving the block: (module, class, async).
+STREAM_MANAGERS: tuple[tuple[str, str, bool], ...] = (
+    (_CHAT_HELPERS, "ChatCompletionStreamManager", False),
+    (_CHAT_HELPERS, "AsyncChatCompletionStreamManager", True),
+    (_RESPONSES_HELPERS, "ResponseStreamManager", False),
+    (_RESPONSES_HELPERS, "AsyncResponseStreamManager", True),
 )
 
 _HOST_PROVIDERS = {
@@ -155,6 +176,7 @@ def start_call(tracer: Tracer, operation: Operation, resource: Any, kwargs: Mapp
     """Starts the call's span with the request's attributes (and messages, with content capture), or returns
     `None` when it cannot. Never raises."""
     try:
+        kwargs = sent_parameters(kwargs)
         model = text(kwargs.get("model"))
         start_attributes: dict[str, Any] = {
             sc.GEN_AI_OPERATION_NAME: operation.name,
@@ -308,30 +330,78 @@ def async_wrapper(tracer: Tracer, operation: Operation) -> Callable[..., Any]:
     return traced
 
 
-def _end_helper_stream(helper: Any) -> None:
-    """Ends the span of the stream a helper (`ChatCompletionStream`, `ResponseStream`) reads. Never raises."""
+def _end_helper_stream(helper: Any, error: BaseException | None = None) -> None:
+    """Ends the span of the stream a helper (`ChatCompletionStream`, `ResponseStream`) reads, failed by `error` when
+    one is given. Never raises."""
     try:
         recorder = recorder_of(getattr(helper, "_raw_stream", None))
         if recorder is not None:
-            recorder.finish()
+            recorder.finish(error)
     except Exception:
         log.debug("Could not end the span of a closed stream helper", exc_info=True)
 
 
+def _exit_error(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> BaseException | None:
+    """The exception leaving a `with` block, from `__exit__(exc_type, exc, tb)`'s arguments. Never raises."""
+    return block_error(args) or block_error((None, kwargs.get("exc")))
+
+
 def _helper_close(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     try:
-        return wrapped(*args, **kwargs)
-    finally:
-        _end_helper_stream(instance)
+        result = wrapped(*args, **kwargs)
+    except BaseException as error:
+        _end_helper_stream(instance, error)
+        raise
+    _end_helper_stream(instance)
+    return result
 
 
 async def _async_helper_close(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     try:
+        result = await wrapped(*args, **kwargs)
+    except BaseException as error:
+        _end_helper_stream(instance, error)
+        raise
+    _end_helper_stream(instance)
+    return result
+
+
+def _helper_exit(stream_of: Callable[[Any], Any]) -> Callable[..., Any]:
+    """The wrapper of a helper's (or its manager's) `__exit__`: an exception leaving the block fails the call
+    before the SDK closes the stream (which would end the span as a success). `stream_of` finds the helper."""
+
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        error = _exit_error(args, kwargs)
+        if error is not None:
+            _end_helper_stream(stream_of(instance), error)
+        return wrapped(*args, **kwargs)
+
+    return wrapper
+
+
+def _async_helper_exit(stream_of: Callable[[Any], Any]) -> Callable[..., Any]:
+    """`_helper_exit` for the async helpers' `__aexit__`."""
+
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        error = _exit_error(args, kwargs)
+        if error is not None:
+            _end_helper_stream(stream_of(instance), error)
         return await wrapped(*args, **kwargs)
-    finally:
-        _end_helper_stream(instance)
+
+    return wrapper
+
+
+def _itself(helper: Any) -> Any:
+    return helper
+
+
+def _managed_stream(class_name: str) -> Callable[[Any], Any]:
+    """Finds the helper stream a manager of `class_name` opened (its private `__stream`; `None` before `__enter__`
+    or in an SDK that keeps it elsewhere)."""
+    attribute = f"_{class_name}__stream"
+    return lambda manager: getattr(manager, attribute, None)
 
 
 def _owner(module_name: str, class_name: str, method: str) -> Any:
@@ -341,6 +411,17 @@ def _owner(module_name: str, class_name: str, method: str) -> Any:
     except ImportError:
         return None
     return owner if owner is not None and method in vars(owner) else None
+
+
+def _wrap_all(module_name: str, class_name: str, wrappers: Mapping[str, Callable[..., Any]]) -> list[tuple[Any, str]]:
+    """Wraps each method of the class that this SDK version defines; returns what it wrapped."""
+    done = []
+    for method, wrapper in wrappers.items():
+        owner = _owner(module_name, class_name, method)
+        if owner is not None:
+            wrapt.wrap_function_wrapper(owner, method, wrapper)
+            done.append((owner, method))
+    return done
 
 
 class OpenAIInstrumentor(FrameworkInstrumentor):
@@ -362,11 +443,14 @@ class OpenAIInstrumentor(FrameworkInstrumentor):
             wrapt.wrap_function_wrapper(owner, method, make(tracer, operation))
             wrapped.append((owner, method))
         for module_name, class_name, is_async in HELPER_STREAMS:
-            owner = _owner(module_name, class_name, "close")
-            if owner is None:
-                continue
-            wrapt.wrap_function_wrapper(owner, "close", _async_helper_close if is_async else _helper_close)
-            wrapped.append((owner, "close"))
+            exit_method = "__aexit__" if is_async else "__exit__"
+            exit_wrapper = (_async_helper_exit if is_async else _helper_exit)(_itself)
+            close_wrapper = _async_helper_close if is_async else _helper_close
+            wrapped += _wrap_all(module_name, class_name, {"close": close_wrapper, exit_method: exit_wrapper})
+        for module_name, class_name, is_async in STREAM_MANAGERS:
+            exit_method = "__aexit__" if is_async else "__exit__"
+            exit_wrapper = (_async_helper_exit if is_async else _helper_exit)(_managed_stream(class_name))
+            wrapped += _wrap_all(module_name, class_name, {exit_method: exit_wrapper})
         self._agentotel_wrapped = wrapped
 
     def remove(self) -> None:
