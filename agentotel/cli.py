@@ -294,11 +294,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a small support agent and replay its sessions (no API key, no network)",
         description=(
             "Run the AgentOps testing guide's support agent over a few messages against a model server it starts "
-            "on loopback, record each run as a session in the embedded store (one of them fails, as in the guide), "
-            "and show the sessions and their replays."
+            "on loopback, record each run as a session in a store of its own (one of them fails, as in the guide), "
+            "and show the sessions and their replays. The store is demo.db beside the default store, so your "
+            "sessions and `agentotel check` never see the demo's; --store PATH, or AGENTOTEL_STORE when you set "
+            "it, names another."
         ),
     )
-    demo.add_argument("--store", metavar="PATH", help="store the sessions in this file (default: the embedded store)")
+    demo.add_argument(
+        "--store",
+        metavar="PATH",
+        help="store the sessions in this file (default: AGENTOTEL_STORE when set, else demo.db beside the default "
+        "store, ~/.local/share/agentotel/demo.db)",
+    )
     demo.add_argument("--json", action="store_true", help="print the sessions as JSON instead of text")
     demo.set_defaults(run=cmd_demo)
     from .cli_export import register as register_export

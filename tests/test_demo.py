@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -43,15 +44,24 @@ def run_demo_process(tmp_path: Path, *args: str, **env: str) -> subprocess.Compl
     )
 
 
-def test_demo_runs_stores_its_sessions_and_shows_the_problem(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def agentotel_command(line: str) -> list[str]:
+    """The command a line of the demo's output suggests (`...: agentotel replay 1a2b --source PATH`), as argv."""
+    words = shlex.split(line.split(": ", 1)[1])
+    assert words[0] == "agentotel", line
+    return [sys.executable, "-m", "agentotel.cli", *words[1:]]
+
+
+def suggested(out: str, prefix: str) -> list[str]:
+    return agentotel_command(next(line for line in out.splitlines() if line.startswith(prefix)))
+
+
+def test_demo_runs_stores_its_sessions_and_shows_the_problem(tmp_path: Path) -> None:
     result = run_demo_process(tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     out = result.stdout
-    store_path = tmp_path / "xdg" / "agentotel" / "sessions.db"  # the default store, in the user data folder
-    assert str(store_path) in out
+    store_path = tmp_path / "xdg" / "agentotel" / "demo.db"  # the demo's own store, beside the default one
+    assert f"stored in {store_path}, the demo's own store" in out
 
     with Store(store_path) as store:
         sessions = sorted(store.sessions(tag="demo"), key=lambda s: s.start_ns)
@@ -69,20 +79,77 @@ def test_demo_runs_stores_its_sessions_and_shows_the_problem(
     for session in sessions:
         assert session.id[:8] in out
         assert f"Session: {session.id}" in out
-    assert f"agentotel replay {failing.id[:8]}\n" in out, "the hint needs no --source for the default store"
+    assert f"agentotel replay {failing.id[:8]} --source {store_path}\n" in out
 
     if LLM_SPANS:
         assert [s.llm_calls for s in sessions] == [2, 2, 1]
         assert all(s.input_tokens > 0 and s.output_tokens > 0 for s in sessions)
         assert "LLM Call (gpt-4o" in out
 
-    # What the hint says works, from this process.
-    os.environ["AGENTOTEL_STORE"] = str(store_path)
-    try:
-        assert main(["replay", failing.id[:8]]) == 0
-    finally:
-        os.environ["AGENTOTEL_STORE"] = "off"
-    assert "← PROBLEM" in capsys.readouterr().out
+    # What the hints say works as printed, pasted into a shell that has no AGENTOTEL_STORE.
+    env = demo_env(tmp_path)
+    replay = subprocess.run(
+        suggested(out, "See the failing session again:"), env=env, capture_output=True, text=True, timeout=120
+    )
+    assert replay.returncode == 0, replay.stderr
+    assert "← PROBLEM" in replay.stdout and f"Session: {failing.id}" in replay.stdout
+    listed = subprocess.run(suggested(out, "List sessions:"), env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert all(s.id[:8] in listed.stdout for s in sessions)
+    assert suggested(out, "Browse them:")[3:] == ["ui", "--source", str(store_path)]
+
+
+def test_check_after_the_demo_is_not_failed_by_the_demo(tmp_path: Path) -> None:
+    """The demo fails one session on purpose: it must not land in the store `agentotel check` reads by default."""
+    result = run_demo_process(tmp_path)
+    assert result.returncode == 0, result.stderr
+    env = demo_env(tmp_path)
+    check = subprocess.run(
+        [sys.executable, "-m", "agentotel.cli", "check", "--max-failure-rate", "0.05"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    default_store = tmp_path / "xdg" / "agentotel" / "sessions.db"
+    if default_store.exists():
+        with Store(default_store) as store:
+            assert store.sessions(tag="demo") == []
+    # The demo's own store still holds its failure, for whoever asks for it.
+    demo_store = tmp_path / "xdg" / "agentotel" / "demo.db"
+    demo_check = subprocess.run(
+        [sys.executable, "-m", "agentotel.cli", "check", "--max-failure-rate", "0.05", "--source", str(demo_store)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert demo_check.returncode == 1, demo_check.stdout + demo_check.stderr
+
+
+def test_demo_honours_an_agentotel_store_you_set(tmp_path: Path) -> None:
+    """CI runs `AGENTOTEL_STORE=$tmp agentotel demo`: the sessions go there, and the hints still name it."""
+    target = tmp_path / "ci" / "sessions.db"
+    result = run_demo_process(tmp_path, AGENTOTEL_STORE=str(target))
+    assert result.returncode == 0, result.stderr
+    assert f"stored in {target}, as AGENTOTEL_STORE says" in result.stdout
+    with Store(target) as store:
+        assert [s.end_state for s in sorted(store.sessions(tag="demo"), key=lambda s: s.start_ns)] == [
+            "Success",
+            "Success",
+            "Fail",
+        ]
+    assert f"agentotel sessions --tag demo --source {target}\n" in result.stdout
+    assert not (tmp_path / "xdg").exists(), "neither the default store nor demo.db was touched"
+
+
+def test_demo_store_paths_with_spaces_are_quoted_in_the_hints(tmp_path: Path) -> None:
+    target = tmp_path / "my demo" / "demo.db"
+    result = run_demo_process(tmp_path, "--store", str(target))
+    assert result.returncode == 0, result.stderr
+    command = suggested(result.stdout, "List sessions:")
+    assert command[-2:] == ["--source", str(target)]
 
 
 def test_demo_store_option_and_json_beside_other_export_settings(tmp_path: Path) -> None:

@@ -1,5 +1,12 @@
 """`run_demo()`: the support agent answers a few messages against a model server on loopback, each in its own
-session, recorded (content included) in the embedded store. No API key, no network."""
+session, recorded (content included) in a store of the demo's own. No API key, no network.
+
+The demo's sessions never go into the store your agents write to (one of them fails on purpose, and would fail
+`agentotel check --max-failure-rate 0.05` there): by default they go to `demo.db` beside the default store
+(`~/.local/share/agentotel/demo.db`). `store=` (`agentotel demo --store PATH`) names another file; an
+`AGENTOTEL_STORE` you set is honoured too (as every variable you set is: `AGENTOTEL_STORE=$tmp agentotel demo`
+keeps the demo's sessions in a throw-away file), and `AGENTOTEL_STORE=off` keeps them in a temporary store removed
+afterwards."""
 
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ from .._config import settings
 from ..configure import add_export_processor, force_flush, init, remove_export_processor, state
 from ..live import registry
 from ..model import Session
-from ..store import STORE_ENV, StoreSpanExporter, store_path
+from ..store import STORE_ENV, StoreSpanExporter, default_store_path, store_path, store_setting
 
 log = logging.getLogger("agentotel")
 
@@ -28,6 +35,14 @@ failing one (no account named)."""
 
 DEMO_TAG = "demo"
 
+DEMO_STORE_NAME = "demo.db"
+"""The demo's own store, a file beside the default store."""
+
+ORIGIN_OPTION = "option"
+ORIGIN_ENVIRONMENT = "environment"
+ORIGIN_DEFAULT = "default"
+ORIGIN_TEMPORARY = "temporary"
+
 
 @dataclass
 class DemoRun:
@@ -39,31 +54,45 @@ class DemoRun:
     errors: dict[str, str] = field(default_factory=dict)
     """session id -> the exception its run raised (`ValueError: customer_id cannot be None` for the guide's bug)."""
     temporary_store: bool = False
+    store_origin: str = ORIGIN_DEFAULT
+    """Who chose the store: `option` (`store=`), `environment` (`AGENTOTEL_STORE`), `default` (the demo's own
+    `demo.db`) or `temporary` (`AGENTOTEL_STORE=off`)."""
     stored: bool = False
     """Whether every span reached the store (a flush that failed or timed out leaves it false)."""
 
 
-def _demo_store_path(store: str | os.PathLike[str] | None) -> tuple[Path, bool]:
+def default_demo_store_path() -> Path:
+    """`demo.db` beside the default store: `$XDG_DATA_HOME/agentotel/demo.db` (`~/.local/share/agentotel/demo.db`)."""
+    return default_store_path().parent / DEMO_STORE_NAME
+
+
+def demo_store_path(store: str | os.PathLike[str] | None = None) -> tuple[Path, str]:
+    """Where the demo keeps its sessions, and who chose it (`DemoRun.store_origin`): `store` when given, else the
+    store `AGENTOTEL_STORE` names when set (a temporary folder when it is `off`), else `default_demo_store_path()`.
+    A temporary folder is made for `off` only."""
     if store is not None:
-        return Path(store).expanduser(), False
+        return Path(store).expanduser(), ORIGIN_OPTION
+    if store_setting() is None:
+        return default_demo_store_path(), ORIGIN_DEFAULT
     configured = store_path()
     if configured is not None:
-        return configured, False
+        return configured, ORIGIN_ENVIRONMENT
     # AGENTOTEL_STORE=off: the demo still needs somewhere to keep its sessions, and must not turn the store on.
     folder = tempfile.mkdtemp(prefix="agentotel-demo-")
-    return Path(folder) / "sessions.db", True
+    return Path(folder) / "sessions.db", ORIGIN_TEMPORARY
 
 
 def run_demo(store: str | os.PathLike[str] | None = None, messages: Sequence[str] = MESSAGES) -> DemoRun:
     """Runs the support agent over `messages` against a local `LLMServer`, with content capture on, recording
-    each run's session in the store at `store` (default: the embedded store). Expected failures of the agent
-    are caught and kept in `DemoRun.errors`."""
+    each run's session in the store at `store` (default: see `demo_store_path`, never the store your agents
+    write to unless `AGENTOTEL_STORE` names it). Expected failures of the agent are caught and kept in
+    `DemoRun.errors`."""
     import openai
 
     from ..testing.llm_server import LLMServer
     from . import support_agent
 
-    path, temporary = _demo_store_path(store)
+    path, origin = demo_store_path(store)
     previous_capture = settings.capture_content
     extra = None
     if not state.initialized:
@@ -77,7 +106,7 @@ def run_demo(store: str | os.PathLike[str] | None = None, messages: Sequence[str
         extra = BatchSpanProcessor(StoreSpanExporter(path))
         add_export_processor(extra)
 
-    run = DemoRun(store_path=path, temporary_store=temporary)
+    run = DemoRun(store_path=path, temporary_store=origin == ORIGIN_TEMPORARY, store_origin=origin)
     ended: list[Session] = []
     listener = ended.append
     registry.add_listener(listener)
