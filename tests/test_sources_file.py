@@ -161,6 +161,25 @@ def test_a_file_that_is_not_otlp_traces_is_a_one_line_error(tmp_path: Path, cont
     assert says in message and str(path) in message and "\n" not in message
 
 
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ('{"name": "a\x01b"}', "not valid JSON (Invalid control character at line 1, column 12)"),
+        ("{not json", "not valid JSON (Expecting property name enclosed in double quotes at line 1, column 2)"),
+        ('{"resourceSpans": []}\n{"a": "\x01"}\n', "line 2 is not valid JSON (Invalid control character at column 8)"),
+    ],
+)
+def test_a_json_error_says_what_and_where_once(tmp_path: Path, content: str, says: str) -> None:
+    """`json`'s message for a control character ends in "at": the error read "at at line 1"."""
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(SourceError) as raised, open_source(str(path)) as source:
+        source.sessions()
+    message = str(raised.value)
+    assert message.startswith(str(path)) and message.endswith(says), message
+    assert "at at" not in message
+
+
 def test_paths_are_told_apart_by_content(tmp_path: Path, recorded: Capture) -> None:
     store = tmp_path / "no-suffix"
     with Store(store, create=True) as writer:
@@ -441,6 +460,8 @@ def test_the_records_of_a_file_share_the_attribute_names_agentotel_reads(tmp_pat
 
 def reference_documents(text: str) -> list[tuple[int | None, Any]]:
     """What `_documents` returned before it kept the first document of JSON Lines (the definition)."""
+    from agentotel.sources.otlp_json import json_error_text
+
     try:
         return [(None, json.loads(text))]
     except RecursionError:
@@ -448,13 +469,13 @@ def reference_documents(text: str) -> list[tuple[int | None, Any]]:
     except json.JSONDecodeError as whole_error:
         lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
         if len(lines) <= 1:
-            raise ValueError(f"not valid JSON ({whole_error.msg} at line {whole_error.lineno})") from None
+            raise ValueError(f"not valid JSON ({json_error_text(whole_error)})") from None
         documents: list[tuple[int | None, Any]] = []
         for number, line in lines:
             try:
                 documents.append((number, json.loads(line)))
             except json.JSONDecodeError as error:
-                raise ValueError(f"line {number} is not valid JSON ({error.msg})") from None
+                raise ValueError(f"line {number} is not valid JSON ({json_error_text(error, line=False)})") from None
             except RecursionError:
                 raise ValueError(f"line {number} is nested too deeply to be an OTLP document") from None
         return documents

@@ -478,6 +478,14 @@ def _after_space(text: str, index: int) -> int:
     return index if match is None else match.end()
 
 
+def json_error_text(error: json.JSONDecodeError, *, line: bool = True) -> str:
+    """What is wrong and where, in a phrase: `Expecting value at line 1, column 2`. Some of `json`'s messages end
+    in "at" already (`Invalid control character at`): it is not said twice. `line=False` leaves the line out (the
+    message names it)."""
+    where = f"line {error.lineno}, column {error.colno}" if line else f"column {error.colno}"
+    return f"{error.msg.removesuffix(' at')} at {where}"
+
+
 def _documents(text: str) -> list[tuple[int | None, Any]]:
     """(line number or None, parsed document): the whole text as one JSON document, else one per line."""
     first: Any = None
@@ -500,7 +508,7 @@ def _documents(text: str) -> list[tuple[int | None, Any]]:
         whole_error = error
     lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
     if len(lines) <= 1:
-        raise _BadDocument(f"not valid JSON ({whole_error.msg} at line {whole_error.lineno})") from None
+        raise _BadDocument(f"not valid JSON ({json_error_text(whole_error)})") from None
     documents: list[tuple[int | None, Any]] = []
     for number, line in lines:
         if first_text is not None:
@@ -513,7 +521,7 @@ def _documents(text: str) -> list[tuple[int | None, Any]]:
         try:
             documents.append((number, json.loads(line)))
         except json.JSONDecodeError as error:
-            raise _BadDocument(f"line {number} is not valid JSON ({error.msg})") from None
+            raise _BadDocument(f"line {number} is not valid JSON ({json_error_text(error, line=False)})") from None
         except RecursionError:
             raise _BadDocument(f"line {number} is nested too deeply to be an OTLP document") from None
     return documents
