@@ -1,7 +1,7 @@
 """The `agentotel` command: list sessions, replay one, check failure rate and cost in CI, run the demo.
 
-    agentotel sessions [--since 1h] [--tag T] [--state Fail] [--limit N] [--source S] [--json]
-    agentotel replay SESSION_ID|TRACE_ID|last [--source S] [--json]
+    agentotel sessions [--since 1h] [--tag T] [--state Fail] [--service NAME] [--limit N] [--source S] [--json]
+    agentotel replay SESSION_ID|TRACE_ID|last [--state Fail] [--tag T] [--service NAME] [--source S] [--json]
     agentotel check [--max-failure-rate 0.05] [--max-cost USD] [--min-sessions N] [--running-grace 1h] [--since ...]
     agentotel prune [--keep N] [--older-than 30d] [--vacuum] [--source STORE] [--json]
     agentotel export SESSION_ID|TRACE_ID|last [--source S] -o FILE [--require-content] [--json]
@@ -28,10 +28,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from ._version import __version__
-from .cli_render import Output, format_duration, format_summary_cost, short_id
-from .model import END_STATES, FAIL
-from .replay.text import printable
-from .sources import SessionSummary, SourceError, SpanSource, normalise_state, open_source
+from .cli_render import Output, format_duration, short_id
+from .model import END_STATES, FAIL, json_cost
+from .replay.text import format_cost, printable
+from .sources import SessionSummary, SourceError, SpanSource, last_of, normalise_state, open_source
 
 PROG = "agentotel"
 
@@ -152,6 +152,13 @@ def _count(text: str) -> int:
     return value
 
 
+def _limit(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} shows no session (at least 1)")
+    return value
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -181,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     filters.add_argument(
         "--tag", action="append", default=[], metavar="T", help="sessions with this tag (repeat: with every tag)"
     )
+    filters.add_argument(
+        "--service", metavar="NAME", help="sessions recorded by this service (the service.name resource attribute)"
+    )
+    state = _Parser(add_help=False)
+    state.add_argument(
+        "--state", type=_state, metavar="STATE", help="sessions that ended Success, Fail or Indeterminate"
+    )
 
     parser = _Parser(
         prog=PROG,
@@ -194,26 +208,35 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     sessions = commands.add_parser(
-        "sessions", parents=[common, filters], help="list recent sessions", description="List recent sessions."
+        "sessions",
+        parents=[common, filters, state],
+        help="list recent sessions",
+        description=(
+            "List recent sessions, newest first, each nested session indented under its parent (whose cost, "
+            "tokens and calls include the nested sessions'). TOOLS+ACTIONS counts tool calls and actions together. "
+            "A cost is unknown when a model call has no known price."
+        ),
     )
-    sessions.add_argument(
-        "--state", type=_state, metavar="STATE", help="sessions that ended Success, Fail or Indeterminate"
-    )
-    sessions.add_argument("--limit", type=_count, default=20, metavar="N", help="show at most N sessions (default 20)")
+    sessions.add_argument("--limit", type=_limit, default=20, metavar="N", help="show at most N sessions (default 20)")
     sessions.set_defaults(run=cmd_sessions)
 
     replay = commands.add_parser(
         "replay",
-        parents=[common],
+        parents=[common, filters, state],
         help="show a session as a timeline",
-        description="Show a session as a text timeline, its failing step marked; with --json, the session's data.",
+        description=(
+            "Show a session as a text timeline, its failing step marked; with --json, the session's data. "
+            "With `last`, --state, --tag, --service and --since choose the last session among those that match "
+            "(`agentotel replay last --state Fail`: the last failed one)."
+        ),
     )
     replay.add_argument(
         "ref",
         nargs="?",
         default="last",
         metavar="SESSION_ID|TRACE_ID|last",
-        help="a session id, a trace id, a unique prefix of either, or `last` (the session that ended last; default)",
+        help="a session id, a trace id, a unique prefix of either, or `last` (the session that ended last, of "
+        "those the filters keep; default)",
     )
     replay.add_argument("--html", metavar="FILE", help="write the replay as one self-contained HTML page to FILE")
     replay.set_defaults(run=cmd_replay)
@@ -252,7 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
             "Print the failure rate and cost of the selected sessions and exit 1 when one is over its limit. "
             "The failure rate is failed sessions / ended sessions, where a session still running past "
             "--running-grace counts as ended and failed (crashed). A session nested in another selected session "
-            "counts through that one. --max-cost applies to each session's cost."
+            "counts through that one. --max-cost applies to each session's cost, and fails on a session whose "
+            "cost is unknown (a model call with no known price, or a crash before its totals were written). "
+            "With no limit given (--max-failure-rate, --max-cost, --min-sessions) it prints the figures, says "
+            "that nothing was checked, and exits 0."
         ),
     )
     check.add_argument(
@@ -325,7 +351,7 @@ def _source(args: argparse.Namespace) -> SpanSource:
 
 
 def _no_sessions_hint(source: SpanSource, args: argparse.Namespace) -> str:
-    filtered = any(getattr(args, name, None) for name in ("since", "tag", "state"))
+    filtered = any(getattr(args, name, None) for name in _FILTERS)
     if filtered:
         return f"No sessions match in {source.location}."
     if args.source is None:
@@ -333,9 +359,22 @@ def _no_sessions_hint(source: SpanSource, args: argparse.Namespace) -> str:
     return f"No sessions in {source.location}."
 
 
+_FILTERS = ("since", "tag", "state", "service")
+"""The options that choose among sessions (`--since`, `--tag`, `--state`, `--service`)."""
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    """The filters given, as `SpanSource.sessions` takes them (`service` only when given, for sources of other
+    packages written before it)."""
+    chosen: dict[str, Any] = {"since": args.since, "tag": args.tag, "state": getattr(args, "state", None)}
+    if args.service is not None:
+        chosen["service"] = args.service
+    return chosen
+
+
 def cmd_sessions(args: argparse.Namespace, out: Output) -> int:
     with _source(args) as source:
-        found = source.sessions(since=args.since, tag=args.tag, state=args.state, limit=args.limit)
+        found = source.sessions(**_filters(args), limit=args.limit)
         if args.json:
             out.json([s.to_dict() for s in found])
         elif not found:
@@ -346,8 +385,19 @@ def cmd_sessions(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, out: Output) -> int:
+    filtered = [f"--{name}" for name in _FILTERS if getattr(args, name, None)]
+    if filtered and args.ref.strip() != "last":
+        raise UsageError(
+            f"{PROG} replay: {', '.join(filtered)} choose among sessions for `last`; a session id names one already"
+        )
     with _source(args) as source:
-        session = source.session(args.ref)
+        if filtered:
+            chosen = last_of(source.sessions(**_filters(args)))
+            if chosen is None:
+                raise UsageError(f"{PROG} replay: no session matches {' '.join(_given(args))} in {source.location}")
+            session = source.session(chosen.id)
+        else:
+            session = source.session(args.ref)
         if args.html:
             from .replay.html import render_html
 
@@ -358,6 +408,19 @@ def cmd_replay(args: argparse.Namespace, out: Output) -> int:
         else:
             out.replay(session.replay(width=out.width))
     return EXIT_OK
+
+
+def _given(args: argparse.Namespace) -> list[str]:
+    """The filters given, as they were typed (for messages)."""
+    given: list[str] = []
+    if args.state:
+        given.append(f"--state {args.state}")
+    given.extend(f"--tag {tag}" for tag in args.tag)
+    if args.service is not None:
+        given.append(f"--service {args.service}")
+    if args.since is not None:
+        given.append(f"--since {args.since.isoformat(timespec='seconds')}")
+    return given
 
 
 def write_private(path: str, text: str) -> None:
@@ -410,7 +473,11 @@ def check_figures(
 
     A session still running `running_grace` after it started crashed (its process died before it could end it):
     it is judged, as failed. Sessions running for less are not judged; when sessions were selected but none can
-    be judged, a failure-rate limit fails rather than pass on nothing."""
+    be judged, a failure-rate limit fails rather than pass on nothing.
+
+    A judged session whose cost is unknown (`SessionSummary.cost` is `None`: a model call with no known price,
+    `Session.cost_known`, or a crash before the totals were written) makes the cost figures unknown (`None`) and
+    fails a cost limit: its cost cannot be bounded. With no limit at all nothing is checked (`checked` false)."""
     now = time.time_ns() if now_ns is None else now_ns
     grace_ns = running_grace.total_seconds() * 1e9
     counted = _outermost(summaries)
@@ -420,6 +487,7 @@ def check_figures(
     judged = len(ended) + len(crashed)
     failed = [s for s in ended if s.end_state == FAIL] + crashed
     rate = len(failed) / judged if judged else 0.0
+    unknown_cost = [s for s in [*ended, *crashed] if s.cost is None]
     costs = [s.cost for s in counted if s.cost is not None]
     priciest = max((s for s in counted if s.cost is not None), key=lambda s: s.cost or 0.0, default=None)
     problems: list[str] = []
@@ -438,10 +506,21 @@ def check_figures(
             worst = max(over, key=lambda s: s.cost or 0.0)
             problems.append(
                 f"{len(over)} session(s) cost more than --max-cost ${max_cost:g}; the most: "
-                f"{format_summary_cost(worst.cost)} (agentotel replay {short_id(worst.id)})"
+                f"{format_cost(worst.cost)} (agentotel replay {short_id(worst.id)})"
             )
+        if unknown_cost:
+            crashed_ids = {s.id for s in crashed}
+            shown = "; ".join(_unknown_cost_text(s.id, crashed_ids) for s in unknown_cost[:5])
+            more = f" and {len(unknown_cost) - 5} more" if len(unknown_cost) > 5 else ""
+            problems.append(
+                f"the cost of {_many(len(unknown_cost), 'session')} is unknown, so "
+                f"{'it' if len(unknown_cost) == 1 else 'they'} cannot be held to --max-cost ${max_cost:g}: "
+                f"{shown}{more}"
+            )
+    known = not unknown_cost
     return {
         "ok": not problems,
+        "checked": max_failure_rate is not None or max_cost is not None or min_sessions > 0,
         "problems": problems,
         "sessions": len(counted),
         "ended": len(ended),
@@ -451,14 +530,22 @@ def check_figures(
         "failed": len(failed),
         "failure_rate": rate,
         "max_failure_rate": max_failure_rate,
-        "total_cost": float(sum(costs)),
-        "mean_cost": float(sum(costs) / len(costs)) if costs else None,
-        "max_cost": None if priciest is None else priciest.cost,
-        "max_cost_session": None if priciest is None else priciest.id,
+        "cost_known": known,
+        "total_cost": json_cost(float(sum(costs))) if known else None,
+        "mean_cost": json_cost(float(sum(costs) / len(costs))) if known and costs else None,
+        "max_cost": json_cost(priciest.cost) if known and priciest is not None else None,
+        "max_cost_session": priciest.id if known and priciest is not None else None,
         "max_cost_limit": max_cost,
         "failed_sessions": [s.id for s in failed],
         "crashed_sessions": [s.id for s in crashed],
+        "unknown_cost_sessions": [s.id for s in unknown_cost],
     }
+
+
+def _unknown_cost_text(session_id: str, crashed: set[str]) -> str:
+    """A session whose cost is unknown, and why."""
+    why = "crashed before its totals were written" if session_id in crashed else "a model call has no known price"
+    return f"agentotel replay {short_id(session_id)} ({why})"
 
 
 def _check_lines(figures: dict[str, Any]) -> list[str]:
@@ -470,21 +557,34 @@ def _check_lines(figures: dict[str, Any]) -> list[str]:
     if figures["running"]:
         counts.append(f"{figures['running']} running, not judged")
     crashed = set(figures["crashed_sessions"])
+    unknown = figures["unknown_cost_sessions"]
+    if unknown:
+        cost = f"Cost: unknown ({_many(len(unknown), 'session')} with an unknown cost)"
+    else:
+        cost = (
+            f"Cost: total {format_cost(figures['total_cost'])} | mean {_cost_or_dash(figures['mean_cost'])}"
+            f" | max {_cost_or_dash(figures['max_cost'])}"
+        )
     lines = [
         f"Sessions: {figures['sessions']} ({', '.join(counts)}) in {figures['source']}",
         f"Failed: {figures['failed']} | Failure rate: {figures['failure_rate']:.1%}",
-        f"Cost: total {format_summary_cost(figures['total_cost'])} | mean {format_summary_cost(figures['mean_cost'])}"
-        f" | max {format_summary_cost(figures['max_cost'])}",
+        cost,
     ]
     for session_id in figures["failed_sessions"][:5]:
         how = "crashed" if session_id in crashed else "failed"
         lines.append(f"  {how}: agentotel replay {short_id(session_id)}")
+    lines.extend(f"  unknown cost: {_unknown_cost_text(session_id, crashed)}" for session_id in unknown[:5])
     return lines
+
+
+def _cost_or_dash(cost: float | None) -> str:
+    """A mean or a maximum: `-` when there is none (no session to take it of)."""
+    return "-" if cost is None else format_cost(cost)
 
 
 def cmd_check(args: argparse.Namespace, out: Output) -> int:
     with _source(args) as source:
-        summaries = source.sessions(since=args.since, tag=args.tag)
+        summaries = source.sessions(**_filters(args))
         figures = check_figures(
             summaries,
             max_failure_rate=args.max_failure_rate,
@@ -498,7 +598,12 @@ def cmd_check(args: argparse.Namespace, out: Output) -> int:
     else:
         for line in _check_lines(figures):
             out.line(line)
-        if figures["ok"]:
+        if not figures["checked"]:
+            out.line(
+                "No limit given (--max-failure-rate, --max-cost or --min-sessions), so nothing was checked.",
+                style="yellow",
+            )
+        elif figures["ok"]:
             out.line("Check passed.", style="green")
         for problem in figures["problems"]:
             out.line(f"Check failed: {problem}", style="bold red")

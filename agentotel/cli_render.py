@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import IO, Any
 
+from ._nesting import nest
 from .replay.text import PROBLEM_MARK, format_cost, printable
 from .sources import SessionSummary
 
@@ -45,15 +46,29 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-def format_summary_cost(cost: float | None) -> str:
-    return "-" if cost is None else format_cost(cost)
-
-
-COLUMNS = ("ID", "NAME", "STARTED", "DURATION", "STATE", "COST", "TOKENS IN/OUT", "LLM", "TOOLS", "TAGS")
-_RIGHT = {"DURATION", "COST", "TOKENS IN/OUT", "LLM", "TOOLS"}
-_DROP_ORDER = ("TOOLS", "LLM", "DURATION", "TOKENS IN/OUT", "TAGS")
+COLUMNS = (
+    "ID",
+    "NAME",
+    "SERVICE",
+    "STARTED",
+    "DURATION",
+    "STATE",
+    "COST",
+    "TOKENS IN/OUT",
+    "LLM",
+    "TOOLS+ACTIONS",
+    "TAGS",
+)
+_RIGHT = {"DURATION", "COST", "TOKENS IN/OUT", "LLM", "TOOLS+ACTIONS"}
+_DROP_ORDER = ("TOOLS+ACTIONS", "LLM", "SERVICE", "DURATION", "TOKENS IN/OUT", "TAGS")
 """On a terminal too narrow for every column, these go first (in this order); piped output keeps them all."""
 _NAME_MIN = 12
+NESTED_MARK = "└ "
+"""Before the name of a session nested in the one above it (indented two spaces a level deeper)."""
+NESTED_NOTE = (
+    f"{NESTED_MARK}a session nested in the one above it; a session's cost, tokens and calls include those of the "
+    "sessions nested in it"
+)
 
 
 def fit_columns(rows: Sequence[tuple[str, ...]], width: int, gap: int = 2) -> list[int]:
@@ -69,21 +84,28 @@ def fit_columns(rows: Sequence[tuple[str, ...]], width: int, gap: int = 2) -> li
     return kept
 
 
-def session_row(summary: SessionSummary) -> tuple[str, ...]:
-    """The table's cells for a session, each one printable line."""
+def session_row(summary: SessionSummary, depth: int = 0) -> tuple[str, ...]:
+    """The table's cells for a session `depth` levels inside the outermost one shown, each one printable line."""
     cells = (
         short_id(summary.id),
-        summary.name,
+        "  " * (depth - 1) + NESTED_MARK + summary.name if depth else summary.name,
+        summary.service_name or "-",
         format_when(summary.start_ns),
         format_duration(summary.duration),
         summary.end_state or "Running",
-        format_summary_cost(summary.cost),
+        format_cost(summary.cost),
         f"{summary.input_tokens}/{summary.output_tokens}",
         str(summary.llm_calls),
-        str(summary.tool_calls),
+        str(summary.tool_and_action_calls),
         ", ".join(summary.tags),
     )
     return tuple(printable(cell) for cell in cells)
+
+
+def nested_rows(summaries: Sequence[SessionSummary]) -> list[tuple[SessionSummary, int]]:
+    """`summaries` in their order, each nested session right under its parent, with its depth (`ui`'s order)."""
+    chosen = list(summaries)
+    return [entry for group in nest(chosen, chosen) for entry in group]
 
 
 # JSON escapes C0 controls itself; with `ensure_ascii=False` it leaves DEL, C1 and the bidi controls as they are.
@@ -135,7 +157,15 @@ class Output:
         self.stream.write(json_text(data) + "\n")
 
     def table(self, summaries: Sequence[SessionSummary]) -> None:
-        rows = [session_row(s) for s in summaries]
+        """The sessions as a table, newest first, each nested session indented right under its parent (and a
+        note saying what that means when there is one)."""
+        entries = nested_rows(summaries)
+        rows = [session_row(summary, depth) for summary, depth in entries]
+        self._table(rows)
+        if any(depth for _, depth in entries):
+            self.line(NESTED_NOTE, style="dim")
+
+    def _table(self, rows: list[tuple[str, ...]]) -> None:
         if self._console is not None:
             from rich import box
             from rich.table import Table

@@ -66,6 +66,27 @@ def _datetime(ns: int | None) -> datetime | None:
         return None
 
 
+COST_DIGITS = 12
+"""Significant digits a cost keeps in JSON output: enough for any price, none of a float sum's noise."""
+
+
+def json_cost(cost: float | None) -> float | None:
+    """A cost in USD as JSON output shows it: rounded to `COST_DIGITS` significant digits, so that a sum of
+    prices reads `2.415e-05` rather than `2.4149999999999997e-05`. `None` (unknown) stays `None`."""
+    if cost is None:
+        return None
+    return float(f"{cost:.{COST_DIGITS}g}")
+
+
+def recorded_cost(cost: float | None, llm_calls: int) -> float | None:
+    """A session's cost as its recorded totals say it (a root span's `agentotel.session.cost.amount` and
+    `agentotel.session.llm_call.count`, a store row): the amount, which `Session.totals` writes only when every
+    model call has a price (`Session.cost_known`); 0 for a session that made no model call; else unknown, `None`."""
+    if cost is not None:
+        return cost
+    return 0.0 if not llm_calls else None
+
+
 def _tags_of(value: Any) -> list[str]:
     """A session's tags from its root span: a list of text (one tag, when another tool wrote a single value)."""
     if value is None:
@@ -233,7 +254,7 @@ class Event:
             "provider": self.provider,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
-            "cost": self.cost,
+            "cost": json_cost(self.cost),
             "span_id": self.span_id,
             "parent_span_id": self.parent_span_id,
             "trace_id": self.trace_id,
@@ -411,13 +432,30 @@ class Session:
 
     @property
     def cost(self) -> float:
-        """USD spent on the session's model calls, nested sessions' included, each call counted once."""
+        """USD spent on the session's priced model calls, nested sessions' included, each call counted once. The
+        session's whole cost only when `cost_known`: what is shown and checked is `known_cost`."""
         return float(sum(e.cost for e in self.llm_calls if e.cost is not None))
 
     @property
     def unpriced_llm_calls(self) -> list[Event]:
-        """Model calls with no known price (their cost is not in `cost`)."""
+        """Model calls with no known price (their cost is not in `cost`): a model genai-prices does not price, or
+        a call that reported no token usage."""
         return [e for e in self.llm_calls if e.cost is None]
+
+    @property
+    def cost_known(self) -> bool:
+        """Whether the session's cost is known: every model call in it has a price (a session with no model call
+        costs nothing). The one rule for unknown cost: replays and lists show it as `unknown`, `--json` as `null`,
+        and a cost limit (`agentotel check --max-cost`, `assert_cost_below`) fails on it."""
+        return not self.unpriced_llm_calls
+
+    @property
+    def known_cost(self) -> float | None:
+        """`cost` when it is the session's whole cost (`cost_known`), else `None` (unknown)."""
+        llm = self.llm_calls
+        if any(e.cost is None for e in llm):
+            return None
+        return float(sum(e.cost for e in llm if e.cost is not None))
 
     @property
     def input_tokens(self) -> int:
@@ -446,7 +484,14 @@ class Session:
 
     @property
     def url(self) -> str:
-        """Where to see the session: the `AGENTOTEL_SESSION_URL` template filled in, else the CLI reference."""
+        """Where to see the session: the `AGENTOTEL_SESSION_URL` template filled in (`web_url`), else the command
+        that replays it (`replay_command`)."""
+        return self.web_url or self.replay_command
+
+    @property
+    def web_url(self) -> str | None:
+        """The `AGENTOTEL_SESSION_URL` template filled in for this session; `None` when none is set (or it does
+        not fill)."""
         template = self.url_template
         if template is None:
             from ._config import settings
@@ -457,7 +502,18 @@ class Session:
                 return template.format(trace_id=self.trace_id, session_id=self.id)
             except (KeyError, IndexError, ValueError):
                 pass
+        return None
+
+    @property
+    def replay_command(self) -> str:
+        """The command that shows the session as a text timeline."""
         return f"agentotel replay {self.id}"
+
+    @property
+    def service_name(self) -> str | None:
+        """The `service.name` of the process that recorded the session's root span (`None` before it is seen)."""
+        root = self._root
+        return None if root is None else root.service_name
 
     def totals(self) -> dict[str, Any]:
         """The totals that the session's root span carries when it ends."""
@@ -473,7 +529,7 @@ class Session:
             sc.AGENTOTEL_SESSION_ERROR_COUNT: len(_failed_steps(events)),
         }
         priced = [e.cost for e in llm if e.cost is not None]
-        if priced:
+        if priced and len(priced) == len(llm):  # `cost_known`: a sum that leaves calls out is no session's cost
             totals[sc.AGENTOTEL_SESSION_COST_AMOUNT] = float(sum(priced))
         if self.dropped_events:
             totals[sc.AGENTOTEL_SESSION_DROPPED_EVENTS] = self.dropped_events
@@ -526,10 +582,12 @@ class Session:
             "duration": self.duration,
             "end_state": self.end_state,
             "end_state_reason": self.end_state_reason,
-            "cost": self.cost,
+            "cost": json_cost(self.known_cost),
+            "cost_known": self.cost_known,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
-            "url": self.url,
+            "url": self.web_url,
+            "replay_command": self.replay_command,
             "first_error": None if first is None else first.span_id,
             "dropped_events": self.dropped_events,
             "events": [e.to_dict() for e in self.events],

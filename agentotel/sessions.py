@@ -40,7 +40,7 @@ from ._session_stamps import session_stamps
 from ._wrapping import wrap
 from .configure import ensure_initialized
 from .live import MAX_RUNNING_ENV, RECORD_BYTES, REPORT_EVERY, estimate, registry
-from .model import END_STATES, FAIL, INDETERMINATE, SUCCESS, Event, Session
+from .model import END_STATES, FAIL, INDETERMINATE, SUCCESS, Event, Session, recorded_cost
 from .processors import SESSION_CONTEXT_KEY, session_id_in
 from .propagation import nests_in_remote_session
 from .records import SpanRecord, format_span_id, format_trace_id
@@ -226,10 +226,18 @@ class _Own:
 
 
 def _add_totals(into: dict[str, Any], more: dict[str, Any]) -> None:
-    """Adds one session's totals (counts, tokens, cost) to another's."""
+    """Adds one session's totals (counts, tokens, cost) to another's. The sum has a cost only when both costs are
+    known (`recorded_cost`): a nested session with an unpriced model call makes its parent's cost unknown too."""
+    costs = [recorded_cost(t.get(_COST), t.get(_LLM_CALLS, 0)) for t in (into, more)]
     for key, value in more.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if key != _COST and isinstance(value, (int, float)) and not isinstance(value, bool):
             into[key] = into.get(key, 0) + value
+    into.pop(_COST, None)
+    if into.get(_LLM_CALLS) and costs[0] is not None and costs[1] is not None:
+        into[_COST] = float(costs[0] + costs[1])
+
+
+_COST, _LLM_CALLS = sc.AGENTOTEL_SESSION_COST_AMOUNT, sc.AGENTOTEL_SESSION_LLM_CALL_COUNT
 
 
 def current_session(ctx: Context | None = None) -> LiveSession | None:

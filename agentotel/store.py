@@ -50,7 +50,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from . import semconv as sc
 from ._gc import paused_gc
 from ._loss import UNCOUNTED, AccountedBatchProcessor
-from .model import KIND_SESSION, Session
+from .model import KIND_SESSION, Session, recorded_cost
 from .records import ExceptionInfo, SpanRecord, record_from_span, span_attributes
 from .sources import SessionSummary, SourceError, normalise_state, since_ns, tags_of
 
@@ -436,8 +436,11 @@ def _list_of(value: Any) -> list[Any]:
 
 
 def _summary(row: sqlite3.Row | tuple[Any, ...]) -> SessionSummary:
-    """The summary of a `sessions` row. Raises `_DamagedRow` for values agentotel never writes."""
-    return SessionSummary(
+    """The summary of a `sessions` row. Raises `_DamagedRow` for values agentotel never writes.
+
+    The row's cost is the root span's `agentotel.session.cost.amount`, read by `model.recorded_cost`: known only
+    when every model call has a price. A running session's totals are not written yet: its cost is unknown."""
+    summary = SessionSummary(
         id=_text(row[0], "session_id"),
         trace_id=_text(row[1], "trace_id"),
         span_id=_text(row[2], "span_id", optional=True),
@@ -451,11 +454,14 @@ def _summary(row: sqlite3.Row | tuple[Any, ...]) -> SessionSummary:
         input_tokens=_integer(row[10], "input_tokens"),
         output_tokens=_integer(row[11], "output_tokens"),
         llm_calls=_integer(row[12], "llm_calls"),
-        tool_calls=_integer(row[13], "tool_calls"),
+        tool_and_action_calls=_integer(row[13], "tool_calls"),
         error_count=_integer(row[14], "error_count"),
         parent_id=_text(row[15], "parent_id", optional=True),
         service_name=_text(row[16], "service_name", optional=True),
     )
+    if summary.end_ns is not None:
+        summary.cost = recorded_cost(summary.cost, summary.llm_calls)
+    return summary
 
 
 # --- the store --------------------------------------------------------------------------------------------------------
@@ -846,9 +852,11 @@ class Store:
         tag: str | Sequence[str] | None = None,
         state: str | None = None,
         limit: int | None = None,
+        service: str | None = None,
     ) -> list[SessionSummary]:
-        """Summaries of the stored sessions that started at or after `since`, carry every tag in `tag` and ended
-        in `state`, newest first, at most `limit`. Reads the sessions table only."""
+        """Summaries of the stored sessions that started at or after `since`, carry every tag in `tag`, ended
+        in `state` and were recorded by `service` (its `service.name`), newest first, at most `limit`. Reads the
+        sessions table only."""
         where: list[str] = ["1 = 1"]
         params: list[Any] = []
         bound = since_ns(since)
@@ -862,6 +870,9 @@ class Store:
         for one in tags_of(tag):
             where.append("EXISTS (SELECT 1 FROM json_each(sessions.tags) WHERE json_each.value = ?)")
             params.append(one)
+        if service is not None:
+            where.append("service_name = ?")
+            params.append(service)
         sql = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE {' AND '.join(where)} ORDER BY start_ns DESC"
         if limit is not None:
             sql += " LIMIT ?"

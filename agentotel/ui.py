@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from . import _clock as clock
 from . import semconv as sc
+from ._nesting import nest
 from .model import END_STATES, Session
 from .replay.html import asset, content_security_policy, fill_template, format_duration, html_text, render_html
 from .replay.text import format_cost, printable
@@ -65,8 +66,6 @@ time."""
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
 """Outermost sessions on one page of the list (each with the sessions nested in it)."""
-_MAX_NESTING = 64
-"""Longest chain of parents followed (a guard against a cycle in damaged data)."""
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 """Host names answered whatever the address listened on."""
@@ -164,6 +163,7 @@ class SessionRow:
     output_tokens: int
     llm_calls: int
     tool_calls: int
+    """Tool calls and actions together (`SessionSummary.tool_and_action_calls`)."""
     errors: int
     parent_id: str | None
 
@@ -178,7 +178,7 @@ class SessionRow:
             tags=tuple(session.tags),
             start_ns=session.start_ns,
             duration=session.duration,
-            cost=session.cost,
+            cost=session.known_cost,
             input_tokens=int(totals.get(sc.AGENTOTEL_SESSION_USAGE_INPUT_TOKENS, 0)),
             output_tokens=int(totals.get(sc.AGENTOTEL_SESSION_USAGE_OUTPUT_TOKENS, 0)),
             llm_calls=int(totals.get(sc.AGENTOTEL_SESSION_LLM_CALL_COUNT, 0)),
@@ -202,7 +202,7 @@ class SessionRow:
             input_tokens=summary.input_tokens,
             output_tokens=summary.output_tokens,
             llm_calls=summary.llm_calls,
-            tool_calls=summary.tool_calls,
+            tool_calls=summary.tool_and_action_calls,
             errors=summary.error_count,
             parent_id=summary.parent_id,
         )
@@ -236,53 +236,8 @@ def select(rows: Iterable[SessionRow], filters: Filters, now_ns: int) -> list[Se
 
 
 Group = list[tuple[SessionRow, int]]
-"""An outermost session's row and the rows of the sessions nested in it, each with its depth (0 for the first)."""
-
-
-def nest(chosen: list[SessionRow], every: Iterable[SessionRow]) -> list[Group]:
-    """`chosen` (as `select` ordered them) as groups: each session's row right after its parent's, whatever the
-    order, nested sessions in the order they started. A session whose parent is filtered out goes under its
-    nearest ancestor that is not, or stands on its own in the order (`every` row gives the ancestry)."""
-    parent_of = {row.id: row.parent_id for row in every}
-    shown = {row.id for row in chosen}
-    children: dict[str, list[SessionRow]] = {}
-    roots: list[SessionRow] = []
-    for row in chosen:
-        ancestor = _shown_ancestor(row, parent_of, shown)
-        if ancestor is None:
-            roots.append(row)
-        else:
-            children.setdefault(ancestor, []).append(row)
-    for siblings in children.values():
-        siblings.sort(key=lambda r: r.start_ns)
-    seen: set[str] = set()
-    groups = [_flatten(root, children, seen) for root in roots]
-    # Sessions that name each other as parents (damaged data) are reached from no root: each stands alone.
-    groups.extend(_flatten(row, children, seen) for row in chosen if row.id not in seen)
-    return [group for group in groups if group]
-
-
-def _shown_ancestor(row: SessionRow, parent_of: dict[str, str | None], shown: set[str]) -> str | None:
-    parent, hops = row.parent_id, 0
-    while parent is not None and hops < _MAX_NESTING:
-        if parent in shown:
-            return parent
-        parent, hops = parent_of.get(parent), hops + 1
-    return None
-
-
-def _flatten(root: SessionRow, children: dict[str, list[SessionRow]], seen: set[str]) -> Group:
-    """`root` and every session under it, depth first, each row once across all groups (`seen`)."""
-    group: Group = []
-    stack = [(root, 0)]
-    while stack:
-        row, depth = stack.pop()
-        if row.id in seen:
-            continue
-        seen.add(row.id)
-        group.append((row, depth))
-        stack.extend((child, depth + 1) for child in reversed(children.get(row.id, [])))
-    return group
+"""An outermost session's row and the rows of the sessions nested in it, each with its depth (0 for the first):
+what `nest` (`agentotel._nesting`, shared with `agentotel sessions`) makes of the chosen rows."""
 
 
 def page_of(groups: list[Group], filters: Filters) -> tuple[list[Group], int, int]:
@@ -346,7 +301,7 @@ def _row_html(row: SessionRow, names: dict[str, str], depth: int = 0) -> str:
         f'<td class="num" data-label="Cost">{html_text(format_cost(row.cost))}</td>'
         f'<td class="num" data-label="Tokens">{row.input_tokens + row.output_tokens:,}</td>'
         f'<td class="num" data-label="LLM calls">{row.llm_calls:,}</td>'
-        f'<td class="num" data-label="Tool calls">{row.tool_calls:,}</td>'
+        f'<td class="num" data-label="Tools + actions">{row.tool_calls:,}</td>'
         f'<td class="num{" has-errors" if row.errors else ""}" data-label="Errors">{row.errors:,}</td>'
         "</tr>"
     )
@@ -403,7 +358,7 @@ def render_list(sessions: Iterable[Session | SessionSummary], filters: Filters, 
         + "<th>State</th><th>Tags</th>"
         + _sort_link(filters, "duration", "Duration")
         + _sort_link(filters, "cost", "Cost")
-        + "<th>Tokens</th><th>LLM calls</th><th>Tool calls</th><th>Errors</th></tr>"
+        + "<th>Tokens</th><th>LLM calls</th><th>Tools + actions</th><th>Errors</th></tr>"
     )
     body = "".join(_row_html(row, names, depth) for group in groups for row, depth in group)
     if not chosen:

@@ -108,7 +108,7 @@ def test_sessions_table_plain_when_piped(capsys: pytest.CaptureFixture[str], cap
     code, out, err = run(capsys, "sessions")
     assert code == 0 and err == ""
     header, *rows = out.splitlines()
-    assert header.split()[:5] == ["ID", "NAME", "STARTED", "DURATION", "STATE"]
+    assert header.split()[:6] == ["ID", "NAME", "SERVICE", "STARTED", "DURATION", "STATE"]
     assert "\x1b[" not in out, "no colour codes when stdout is not a terminal"
     assert [row.split()[0] for row in rows] == [ids[1][:8], ids[0][:8]]
     assert "Fail" in rows[0] and "Success" in rows[1]

@@ -36,6 +36,7 @@ from .text import (
     format_cost,
     format_offset,
     label,
+    session_cost_text,
     shown_events,
     user_traceback,
 )
@@ -272,12 +273,12 @@ def page_data(session: Session, *, back_url: str | None = None) -> dict[str, Any
     totals = session.totals()
 
     rows: list[dict[str, Any]] = []
-    cost_so_far = 0.0
+    cost_so_far: float | None = 0.0  # unknown (`None`) from the first counted model call with no price on
     input_so_far = output_so_far = 0
     first_error_index: int | None = None
     for index, event in enumerate(events):
-        if event.cost is not None:
-            cost_so_far += event.cost
+        if cost_so_far is not None and event.kind == KIND_LLM and event.duplicate_of is None:
+            cost_so_far = None if event.cost is None else cost_so_far + event.cost
         input_so_far += event.input_tokens or 0
         output_so_far += event.output_tokens or 0
         problem = first_error is not None and event.span_id == first_error.span_id
@@ -296,13 +297,12 @@ def page_data(session: Session, *, back_url: str | None = None) -> dict[str, Any
     llm_calls = int(totals.get(sc.AGENTOTEL_SESSION_LLM_CALL_COUNT, 0))
     tool_calls = int(totals.get(sc.AGENTOTEL_SESSION_TOOL_CALL_COUNT, 0))
     error_count = int(totals.get(sc.AGENTOTEL_SESSION_ERROR_COUNT, 0))
-    unpriced = len(session.unpriced_llm_calls)
     stats = [
         ["Duration", format_duration(session.duration)],
-        ["Cost", format_cost(session.cost) + (f" ({unpriced} unpriced)" if unpriced else "")],
+        ["Cost", session_cost_text(session)],
         ["Tokens", format_tokens(session.input_tokens, session.output_tokens)],
         ["LLM calls", f"{llm_calls:,}"],
-        ["Tool calls", f"{tool_calls:,}"],
+        ["Tools + actions", f"{tool_calls:,}"],
         ["Errors", f"{error_count:,}"],
         ["Steps", f"{len(events):,}"],
         ["Started", session.start_time.strftime("%Y-%m-%d %H:%M:%S UTC")],
@@ -319,8 +319,8 @@ def page_data(session: Session, *, back_url: str | None = None) -> dict[str, Any
             "reason": session.end_state_reason,
             "trace_id": session.trace_id,
             "parent_id": session.parent_id,
-            "cost": session.cost,
-            "cost_text": format_cost(session.cost),
+            "cost": session.known_cost,
+            "cost_text": format_cost(session.known_cost),
             "duration_text": format_duration(session.duration),
             "stats": stats,
         },

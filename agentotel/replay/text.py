@@ -145,10 +145,24 @@ def format_offset(seconds: float) -> str:
     return f"{int(minutes):02d}:{rest:06.3f}"
 
 
+UNKNOWN_COST = "unknown"
+"""How a cost that is not known is shown (a model call with no price: `Session.cost_known`)."""
+
+
 def format_cost(cost: float | None) -> str:
+    """`$0.003500` under a cent, `$0.2500` above; `unknown` for `None`."""
     if cost is None:
-        return "n/a"
+        return UNKNOWN_COST
     return f"${cost:.6f}" if cost < 0.01 else f"${cost:.4f}"
+
+
+def session_cost_text(session: Session) -> str:
+    """A session's cost as its replay's header shows it: the amount, or `unknown (2 unpriced model calls)`."""
+    cost = session.known_cost
+    if cost is not None:
+        return format_cost(cost)
+    unpriced = len(session.unpriced_llm_calls)
+    return f"{UNKNOWN_COST} ({unpriced} unpriced model call{'s' if unpriced != 1 else ''})"
 
 
 def _short(text: str, width: int) -> str:
@@ -290,6 +304,13 @@ def depths(session: Session, events: list[Event]) -> dict[str, int]:
     return result
 
 
+def _llm_figures(event: Event) -> str:
+    """An LLM call's tokens and cost: every call has a line, for a call without a cost makes its session's unknown."""
+    if event.input_tokens is None and event.output_tokens is None and event.cost is None:
+        return f"Tokens: not reported | Cost: {UNKNOWN_COST}"
+    return f"Tokens: {event.input_tokens or 0} in / {event.output_tokens or 0} out | Cost: {format_cost(event.cost)}"
+
+
 def render_text(session: Session, *, width: int = 100) -> str:
     """The session as a text timeline: header, one entry per step (inputs, outputs, tokens, cost, error), the
     first failing step marked `← PROBLEM` with its traceback (the user's frames: agentotel's are hidden and
@@ -298,7 +319,7 @@ def render_text(session: Session, *, width: int = 100) -> str:
     first_error = session.first_error
     duration = f"{session.duration:.3f}s" if session.duration is not None else "running"
     header = (
-        f"Session: {session.id} | {session.name} | Duration: {duration} | Cost: {format_cost(session.cost)} | "
+        f"Session: {session.id} | {session.name} | Duration: {duration} | Cost: {session_cost_text(session)} | "
         f"Tokens: {session.input_tokens} in / {session.output_tokens} out | Status: {session.end_state or 'Running'}"
     )
     lines = [header]
@@ -322,11 +343,8 @@ def render_text(session: Session, *, width: int = 100) -> str:
         outputs = describe_outputs(event)
         if outputs is not None:
             lines.append(f"{_INDENT}{pad}Output: {_short(outputs, text_width)}")
-        if event.kind == KIND_LLM and (event.input_tokens is not None or event.cost is not None):
-            lines.append(
-                f"{_INDENT}{pad}Tokens: {event.input_tokens or 0} in / {event.output_tokens or 0} out"
-                f" | Cost: {format_cost(event.cost)}"
-            )
+        if event.kind == KIND_LLM:
+            lines.append(f"{_INDENT}{pad}{_llm_figures(event)}")
         if event.kind == KIND_SESSION and event.error is not None:
             lines.append(f"{_INDENT}{pad}Ended: {_short(str(event.error), text_width)}")
         elif event.error is not None:

@@ -23,7 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..model import END_STATES, KIND_ACTION, KIND_TOOL, Session, build_sessions
+from .. import semconv as sc
+from ..model import END_STATES, Session, build_sessions, json_cost
 from ..records import SpanRecord
 
 __all__ = [
@@ -33,7 +34,9 @@ __all__ = [
     "SessionSummary",
     "SourceError",
     "SpanSource",
+    "checked_ref",
     "find_session",
+    "last_of",
     "matches",
     "normalise_state",
     "open_source",
@@ -67,19 +70,22 @@ class SessionSummary:
     end_state: str | None = None
     end_state_reason: str | None = None
     cost: float | None = None
+    """USD, nested sessions included; `None` when it is not known (`cost_known`): a model call has no price, or
+    the session has not ended and its totals are not written yet."""
     input_tokens: int = 0
     output_tokens: int = 0
     llm_calls: int = 0
-    tool_calls: int = 0
+    tool_and_action_calls: int = 0
+    """Tool calls and actions together (the root span's `agentotel.session.tool_call.count`)."""
     error_count: int = 0
     service_name: str | None = None
+    """The `service.name` of the process that recorded the session's root span."""
 
     @classmethod
     def from_session(cls, session: Session) -> SessionSummary:
-        """The summary of a session rebuilt from spans (its totals counted from its events)."""
-        events = session.events
-        llm = session.llm_calls
-        priced = [e.cost for e in llm if e.cost is not None]
+        """The summary of a session rebuilt from spans: the totals its root span carries when it ends
+        (`Session.totals`), counted from its events."""
+        totals = session.totals()
         return cls(
             id=session.id,
             name=session.name,
@@ -91,13 +97,24 @@ class SessionSummary:
             end_ns=session.end_ns,
             end_state=session.end_state,
             end_state_reason=session.end_state_reason,
-            cost=float(sum(priced)) if priced else None,
-            input_tokens=session.input_tokens,
-            output_tokens=session.output_tokens,
-            llm_calls=len(llm),
-            tool_calls=sum(1 for e in events if e.kind in (KIND_TOOL, KIND_ACTION)),
-            error_count=sum(1 for e in events if e.error is not None),
+            cost=session.known_cost,
+            input_tokens=totals[sc.AGENTOTEL_SESSION_USAGE_INPUT_TOKENS],
+            output_tokens=totals[sc.AGENTOTEL_SESSION_USAGE_OUTPUT_TOKENS],
+            llm_calls=totals[sc.AGENTOTEL_SESSION_LLM_CALL_COUNT],
+            tool_and_action_calls=totals[sc.AGENTOTEL_SESSION_TOOL_CALL_COUNT],
+            error_count=totals[sc.AGENTOTEL_SESSION_ERROR_COUNT],
+            service_name=session.service_name,
         )
+
+    @property
+    def cost_known(self) -> bool:
+        """Whether `cost` is known (see `Session.cost_known`, the rule it comes from)."""
+        return self.cost is not None
+
+    @property
+    def tool_calls(self) -> int:
+        """`tool_and_action_calls`, by its older name (it always counted actions too)."""
+        return self.tool_and_action_calls
 
     @property
     def start_time(self) -> datetime:
@@ -122,11 +139,12 @@ class SessionSummary:
             "duration": self.duration,
             "end_state": self.end_state,
             "end_state_reason": self.end_state_reason,
-            "cost": self.cost,
+            "cost": json_cost(self.cost),
+            "cost_known": self.cost_known,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "llm_calls": self.llm_calls,
-            "tool_calls": self.tool_calls,
+            "tool_and_action_calls": self.tool_and_action_calls,
             "error_count": self.error_count,
             "service_name": self.service_name,
         }
@@ -164,13 +182,28 @@ def tags_of(tag: str | Sequence[str] | None) -> list[str]:
     return [tag] if isinstance(tag, str) else [str(t) for t in tag]
 
 
-def matches(summary: SessionSummary, since: int | None, tags: Sequence[str], state: str | None) -> bool:
-    """Whether a session passes the list filters: started at or after `since`, has every tag, ended in `state`."""
+def matches(
+    summary: SessionSummary, since: int | None, tags: Sequence[str], state: str | None, service: str | None = None
+) -> bool:
+    """Whether a session passes the list filters: started at or after `since`, has every tag, ended in `state`,
+    recorded by `service` (its `service.name`)."""
     if since is not None and summary.start_ns < since:
         return False
     if state is not None and summary.end_state != state:
         return False
+    if service is not None and summary.service_name != service:
+        return False
     return all(t in summary.tags for t in tags)
+
+
+def last_of(summaries: Iterable[SessionSummary]) -> SessionSummary | None:
+    """The session `last` names among `summaries`: the one that ended last (the outermost one, when nested
+    sessions end together), else the one that started last when none has ended."""
+    found = list(summaries)
+    ended = [s for s in found if s.end_ns is not None]
+    if ended:
+        return max(ended, key=lambda s: (s.end_ns or 0, -s.start_ns))
+    return max(found, key=lambda s: s.start_ns, default=None)
 
 
 class SpanSource(ABC):
@@ -187,8 +220,10 @@ class SpanSource(ABC):
         tag: str | Sequence[str] | None = None,
         state: str | None = None,
         limit: int | None = None,
+        service: str | None = None,
     ) -> list[SessionSummary]:
-        """Summaries of the sessions that match, newest first (at most `limit`)."""
+        """Summaries of the sessions that match, newest first (at most `limit`); `service` keeps the sessions
+        whose root span a process of that `service.name` recorded."""
 
     @abstractmethod
     def session(self, ref: str) -> Session:
@@ -218,9 +253,20 @@ def _describe(sessions: Sequence[Session]) -> str:
     return shown + more
 
 
+def checked_ref(ref: str) -> str:
+    """`ref` without the space around it. Raises `SessionNotFound` for an empty one: it is a prefix of every id,
+    which would name any session of a source that holds one."""
+    ref = ref.strip()
+    if not ref:
+        raise SessionNotFound(
+            "an empty session id names no session: give a session id, a trace id, a unique prefix of either, or 'last'"
+        )
+    return ref
+
+
 def find_session(sessions: Sequence[Session], ref: str, *, location: str = "the source") -> Session:
     """The session `ref` names among `sessions` (see `SpanSource.session`). Raises `SessionNotFound`."""
-    ref = ref.strip()
+    ref = checked_ref(ref)
     if not sessions:
         raise SessionNotFound(f"no sessions in {location}")
     if ref == "last":
@@ -271,10 +317,11 @@ class RecordsSource(SpanSource):
         tag: str | Sequence[str] | None = None,
         state: str | None = None,
         limit: int | None = None,
+        service: str | None = None,
     ) -> list[SessionSummary]:
         bound, tags, wanted = since_ns(since), tags_of(tag), normalise_state(state)
         found = [SessionSummary.from_session(s) for s in self.all_sessions()]
-        found = [s for s in found if matches(s, bound, tags, wanted)]
+        found = [s for s in found if matches(s, bound, tags, wanted, service)]
         found.sort(key=lambda s: s.start_ns, reverse=True)
         return found if limit is None else found[: max(0, limit)]
 

@@ -18,7 +18,6 @@ import re
 import time
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -26,10 +25,10 @@ from .. import semconv as sc
 from ..model import KIND_SESSION, Session, build_sessions
 from ..records import SpanRecord
 from . import (
-    SessionNotFound,
     SessionSummary,
     SourceError,
     SpanSource,
+    checked_ref,
     find_session,
     matches,
     normalise_state,
@@ -133,22 +132,19 @@ class RemoteSource(SpanSource):
         tag: str | Sequence[str] | None = None,
         state: str | None = None,
         limit: int | None = None,
+        service: str | None = None,
     ) -> list[SessionSummary]:
         bound, tags, wanted = since_ns(since), tags_of(tag), normalise_state(state)
-        found, services = self._recent_sessions(bound, wanted)
-        summaries = [
-            replace(SessionSummary.from_session(s), service_name=services.get((s.trace_id, s.span_id))) for s in found
-        ]
-        summaries = [s for s in summaries if matches(s, bound, tags, wanted)]
+        found = self._recent_sessions(bound, wanted)
+        summaries = [SessionSummary.from_session(s) for s in found]  # the service its root span's process names
+        summaries = [s for s in summaries if matches(s, bound, tags, wanted, service)]
         summaries.sort(key=lambda s: s.start_ns, reverse=True)
         return summaries if limit is None else summaries[: max(0, limit)]
 
     def session(self, ref: str) -> Session:
-        ref = ref.strip()
-        if not ref:
-            raise SessionNotFound("give a session id, a trace id or 'last'")
+        ref = checked_ref(ref)
         if ref == "last":
-            return find_session(self._recent_sessions(None, None)[0], ref, location=self.location)
+            return find_session(self._recent_sessions(None, None), ref, location=self.location)
         trace_id = trace_id_of(ref)
         if trace_id is not None and len(ref) >= 16:
             found = self._trace_session(trace_id)
@@ -167,7 +163,7 @@ class RemoteSource(SpanSource):
             if found is not None:
                 return found
         # A prefix, or an id the backend's search cannot match exactly: among the recent sessions.
-        return find_session(self._recent_sessions(None, None)[0], ref, location=self.location)
+        return find_session(self._recent_sessions(None, None), ref, location=self.location)
 
     def _trace_session(self, trace_id: str) -> Session | None:
         """The outermost session of the trace, or the trace as a session when it holds none."""
@@ -183,15 +179,11 @@ class RemoteSource(SpanSource):
         start = since if since is not None else end - int(self.lookback.total_seconds() * 1e9)
         return start, end
 
-    def _recent_sessions(
-        self, since: int | None, state: str | None
-    ) -> tuple[list[Session], dict[tuple[str, str], str | None]]:
-        """The sessions of the traces that hold a session root span in the window (with that end state), and the
-        service of each span (by trace and span id) for the summaries."""
+    def _recent_sessions(self, since: int | None, state: str | None) -> list[Session]:
+        """The sessions of the traces that hold a session root span in the window (with that end state)."""
         start, end = self._window(since)
         query = {sc.AGENTOTEL_STEP_KIND: KIND_SESSION}
         if state is not None:
             query[sc.AGENTOTEL_SESSION_END_STATE] = state
         records = dedupe(self.find_records(query, start_ns=start, end_ns=end, limit=self.search_limit))
-        sessions = build_sessions(records, include_traces_without_session=False)
-        return sessions, {(r.trace_id, r.span_id): r.service_name for r in records}
+        return build_sessions(records, include_traces_without_session=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..model import Session, build_sessions
 from ..store import Store, default_store_path, store_path, store_setting
-from . import SessionNotFound, SessionSummary, SourceError, SpanSource, find_session
+from . import SessionNotFound, SessionSummary, SourceError, SpanSource, checked_ref, find_session
 
 __all__ = ["StoreSource", "open_default_store"]
 
@@ -50,14 +50,15 @@ class StoreSource(SpanSource):
         tag: str | Sequence[str] | None = None,
         state: str | None = None,
         limit: int | None = None,
+        service: str | None = None,
     ) -> list[SessionSummary]:
         if self._store is None:
             return []
-        return self._store.sessions(since=since, tag=tag, state=state, limit=limit)
+        return self._store.sessions(since=since, tag=tag, state=state, limit=limit, service=service)
 
     def session(self, ref: str) -> Session:
         store = self._store
-        ref = ref.strip()
+        ref = checked_ref(ref)
         if store is None:
             raise SessionNotFound(f"no sessions recorded yet in {self.location}")
         if ref == "last":

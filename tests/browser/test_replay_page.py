@@ -55,7 +55,7 @@ def test_header_shows_the_session(open_page: Any, story: Session, replay_file: A
     assert page.locator("#tags .tag").all_inner_texts() == ["billing", "ci"]
     stats = definitions(page, "#stats")
     assert stats["LLM calls"] == str(totals[sc.AGENTOTEL_SESSION_LLM_CALL_COUNT]) == "3"
-    assert stats["Tool calls"] == str(totals[sc.AGENTOTEL_SESSION_TOOL_CALL_COUNT]) == "4"
+    assert stats["Tools + actions"] == str(totals[sc.AGENTOTEL_SESSION_TOOL_CALL_COUNT]) == "4"
     assert stats["Cost"] == format_cost(story.cost)
     assert stats["Tokens"].startswith(f"{story.input_tokens + story.output_tokens:,} ")
     assert stats["Duration"] == f"{story.duration:.3f} s"
