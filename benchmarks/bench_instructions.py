@@ -4,7 +4,7 @@ an instruction count is the same from run to run and does not move when another 
 settles comparisons that CPU time on a shared machine leaves to noise.
 
     <venv>/bin/python benchmarks/bench_instructions.py --peer agentotel --mode off [--plain 40 --stream 15]
-    /work/venv/bin/python benchmarks/bench_instructions.py --peer agentotel --mode off --what steps [--calls 200]
+    .venv/bin/python benchmarks/bench_instructions.py --peer agentotel --mode off --what steps [--calls 200]
 
 The worker runs itself again under `valgrind --tool=callgrind` (the "inside" process) and reads the counts back.
 Inside, each measured block of calls runs as a `ctypes` callback, and callgrind collects only while the calling

@@ -1,7 +1,7 @@
 """Worker: resident memory while an agent process records 1,000,000 spans in 10,000 sessions, with agentotel's
 default settings (ended sessions kept: `max_ended_sessions`; events per session: `max_events_per_session`).
 
-    /work/venv/bin/python benchmarks/bench_memory.py [--spans 1000000 --sessions 10000 --concurrent 100]
+    .venv/bin/python benchmarks/bench_memory.py [--spans 1000000 --sessions 10000 --concurrent 100]
 
 Sessions run `--concurrent` at a time, their steps interleaved (LLM calls with usage, tool calls), each ending
 after `spans / sessions` steps; spans go through agentotel's processors and a batch processor with a null exporter

@@ -2,7 +2,7 @@
 100 and 10,000 sessions open at once, against the same spans on a bare SDK provider (the floor) in the same
 process, blocks interleaved.
 
-    /work/venv/bin/python benchmarks/bench_processors.py [--sessions 1,100,10000] [--spans 20000]
+    .venv/bin/python benchmarks/bench_processors.py [--sessions 1,100,10000] [--spans 20000]
 
 Every other span is an LLM call with token usage (so the cost processor prices it: the price of a model is resolved
 once and cached) and the others are tool calls; spans go round-robin over the open sessions. Checks: every span

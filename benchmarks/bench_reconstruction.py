@@ -1,6 +1,6 @@
 """Worker: rebuilding sessions from stored spans, listing stored sessions, and replaying a big session.
 
-    /work/venv/bin/python benchmarks/bench_reconstruction.py [--spans 100000 --stored-sessions 100000 --events 10000]
+    .venv/bin/python benchmarks/bench_reconstruction.py [--spans 100000 --stored-sessions 100000 --events 10000]
 
 - one session of `--spans` spans, from an OTLP JSON Lines file (`agentotel/sources/otlp_json.py`) and from the
   embedded store (`agentotel/store.py`): read, `build_sessions`, and the events materialised (what replay and

@@ -1,9 +1,9 @@
 """Runs every agentotel benchmark, prints the tables and writes `benchmarks/results/latest.json`.
 
-    /work/venv/bin/python benchmarks/run.py                 # everything (~10 minutes on 2 cores)
-    /work/venv/bin/python benchmarks/run.py --only llm,steps
-    /work/venv/bin/python benchmarks/run.py --smoke         # seconds: correctness only (what CI runs)
-    /work/venv/bin/python benchmarks/run.py --readme        # also writes the tables into benchmarks/README.md
+    .venv/bin/python benchmarks/run.py                 # everything (~10 minutes on 2 cores)
+    .venv/bin/python benchmarks/run.py --only llm,steps
+    .venv/bin/python benchmarks/run.py --smoke         # seconds: correctness only (what CI runs)
+    .venv/bin/python benchmarks/run.py --readme        # also writes the tables into benchmarks/README.md
 
 Peers (other tracing SDKs) run in their own venvs, made by `python benchmarks/peers/setup.py`; a peer whose venv
 is missing gets a row that says so. Every measurement is a worker process (`bench_*.py`) that prints one JSON
