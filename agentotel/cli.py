@@ -1,4 +1,5 @@
-"""The `agentotel` command: list sessions, replay one, check failure rate and cost in CI, run the demo.
+"""The `agentotel` command: list sessions, replay one, check failure rate and cost in CI, run the demo, serve a
+scripted model.
 
     agentotel sessions [--since 1h] [--tag T] [--state Fail] [--service NAME] [--limit N] [--source S] [--json]
     agentotel replay SESSION_ID|TRACE_ID|last [--state Fail] [--tag T] [--service NAME] [--source S] [--json]
@@ -7,6 +8,7 @@
     agentotel export SESSION_ID|TRACE_ID|last [--source S] -o FILE [--require-content] [--json]
     agentotel diff A B [--source S [--source S2]] [--ignore RULE] [--json | --html FILE]  |  --run A --run B
     agentotel demo [--store PATH] [--json]
+    agentotel serve-llm [--host 127.0.0.1] [--port 8766] [--script FILE] [--expose]
 
 Exit codes: 0 ok, 1 a check failed, 2 bad usage or input (an unknown id, a damaged or locked store, a bad
 `--since`). Errors are one line on stderr, never a traceback (`AGENTOTEL_DEBUG=1` adds it, for bug reports).
@@ -200,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description=(
             "Agent sessions recorded by agentotel: list them, replay one (text or HTML), browse them, "
-            "check them in CI, run a demo."
+            "check them in CI, run a demo, serve a scripted model for apps run without an API key."
         ),
         epilog="Exit codes: 0 ok, 1 a check failed, 2 bad usage or input.",
     )
@@ -340,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_diff import register as register_diff
 
     register_diff(commands)
+    from .cli_serve_llm import register as register_serve_llm
+
+    register_serve_llm(commands)
     return parser
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.semconv._incubating.attributes.deployment_attributes import DEPLOYMENT_ENVIRONMENT_NAME
 from otlp_receiver import OTLPReceiver, ReceivedSpan
+from test_cli_serve_llm import serve_llm
 
 from agentotel import semconv as sc
 from agentotel.distro import apply_env_defaults, superseded_by
@@ -80,9 +82,12 @@ def run_app(
     *,
     receiver: OTLPReceiver | None = None,
     script: Path = APP,
+    llm_env: dict[str, str] | None = None,
 ) -> Run:
     """Runs `opentelemetry-instrument python <script>` with only `env` on top of a clean environment (no
-    OTEL_*, AGENTOTEL_* or OPENAI_* variables of the test run), and gathers what the receiver got."""
+    OTEL_*, AGENTOTEL_* or OPENAI_* variables of the test run), and gathers what the receiver got. The app talks to
+    an LLMServer of the run's own, or to the one `llm_env` names (what `agentotel serve-llm` prints; then
+    `Run.llm_requests` is 0: that server counts its own)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTOTEL_", "OPENAI_"))}
     clean["XDG_DATA_HOME"] = str(tmp_path / "data")  # the default store, if anything opens it, stays in tmp
     clean["OTEL_SERVICE_NAME"] = SERVICE
@@ -90,8 +95,10 @@ def run_app(
         # Another distro (opentelemetry-distro) is installed: `opentelemetry-instrument` would take whichever
         # entry point comes first, so name ours, as the README tells users to.
         clean["OTEL_PYTHON_DISTRO"] = "agentotel"
-    with LLMServer() as llm:
-        clean.update(OPENAI_BASE_URL=llm.openai_base_url, OPENAI_API_KEY="test-key")
+    with LLMServer() if llm_env is None else nullcontext() as llm:
+        if llm is not None:
+            clean.update(OPENAI_BASE_URL=llm.openai_base_url, OPENAI_API_KEY="test-key")
+        clean.update(llm_env or {})
         clean.update(env)
         process = subprocess.run(
             [str(INSTRUMENT), sys.executable, str(script)],
@@ -101,7 +108,7 @@ def run_app(
             text=True,
             timeout=RUN_TIMEOUT_S,
         )
-        llm_requests = len(llm.requests)
+        llm_requests = len(llm.requests) if llm is not None else 0
     assert process.returncode == 0, process.stderr
     assert "Traceback" not in process.stderr, process.stderr
     found = re.search(r"^session (\S+)$", process.stdout, re.MULTILINE)
@@ -248,6 +255,43 @@ def test_traces_exporter_none_keeps_the_store_off_unless_it_is_named(tmp_path: P
     pytest.importorskip("agentotel.store", reason="agentotel/store.py does not exist yet")
     run_app(tmp_path, {"OTEL_TRACES_EXPORTER": "none", **NO_ANTHROPIC})
     assert not (tmp_path / "data" / "agentotel" / "sessions.db").exists()
+
+
+def test_the_readmes_zero_code_sequence_against_agentotel_serve_llm(tmp_path: Path) -> None:
+    """`agentotel serve-llm` in one shell; in another the variables it prints, the app under
+    `opentelemetry-instrument`, then `agentotel sessions` / `agentotel replay last` show the session."""
+    store = tmp_path / "sessions.db"
+    answer = "Your order A-1001 has shipped with UPS."
+    with serve_llm(tmp_path, script=[answer]) as server:
+        run = run_app(tmp_path, {"AGENTOTEL_STORE": str(store), **NO_ANTHROPIC}, llm_env=server.env)
+        stopped = server.stop()
+    assert answer in run.process.stdout
+    assert stopped.returncode == 0, stopped.stderr
+    assert "answered 1 request: 1 scripted reply, 0 from the default responder" in stopped.stdout
+
+    shell = {**os.environ, "AGENTOTEL_STORE": str(store)}
+    listed = subprocess.run(
+        [sys.executable, "-m", "agentotel", "sessions", "--json"],
+        env=shell,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert listed.returncode == 0, listed.stderr
+    [session] = json.loads(listed.stdout)
+    assert (session["id"], session["name"], session["end_state"]) == (run.session_id, "support", "Success")
+    replay = subprocess.run(
+        [sys.executable, "-m", "agentotel", "replay", "last"],
+        env=shell,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert replay.returncode == 0, replay.stderr
+    assert "lookup_order" in replay.stdout
+    if not _openai_instrumentor_missing():
+        assert session["llm_calls"] == 1
+        assert "gpt-4o-mini" in replay.stdout
 
 
 # --- OTEL_PYTHON_DISABLED_INSTRUMENTATIONS --------------------------------------------------------------------------

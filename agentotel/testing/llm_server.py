@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 import socket
 import struct
@@ -45,15 +46,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 __all__ = [
+    "SCRIPT_FORMAT",
     "LLMServer",
     "RecordedRequest",
     "Reply",
     "Responder",
+    "ScriptError",
     "ToolCall",
     "WireReply",
     "default_responder",
     "embedding_for",
     "last_user_text",
+    "load_replies",
+    "reply_from_json",
     "wire_reply",
 ]
 
@@ -914,6 +919,8 @@ class _HTTPServer(ThreadingHTTPServer):
         self.owner = owner
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        if ":" in address[0]:  # an IPv6 address (`::1`): the socket must be of its family
+            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -1230,3 +1237,180 @@ class LLMServer:
     def __repr__(self) -> str:
         where = self.url if self._httpd is not None else "not running"
         return f"<LLMServer {where}, {len(self.requests)} requests, {self.pending} scripted replies pending>"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Scripts in files (`agentotel serve-llm --script FILE`)
+
+SCRIPT_FORMAT = """\
+A script file lists the replies the server gives, in order, one per model request (chat completions, Responses,
+Anthropic messages or embeddings); once they are used up the default responder answers ("You said: ...").
+
+- JSON: a list of replies, e.g. ["Hello!", {"text": "Sunny.", "output_tokens": 3}]. One reply alone (an object
+  or a string) is a list of one.
+- JSON Lines (.jsonl, or any file that is not one JSON document): one reply per line; blank lines are skipped.
+
+A reply is a string (its text) or an object with any of Reply's fields: text, tool_calls (a list of {"name",
+"arguments" (an object or JSON text), "id" (default call_1, call_2, ... in each reply)}), input_tokens,
+output_tokens, cached_tokens, reasoning_tokens, cache_creation_tokens, finish_reason, model, response_id, status
+(200, or an error status from 400 to 599), error_body (an object), delay (seconds), chunks, abort_stream_after,
+headers (an object of strings)."""
+
+
+class ScriptError(ValueError):
+    """A script file that cannot be read or is not a list of replies: the message is one line, naming the file and
+    the reply (or line) at fault."""
+
+
+_REPLY_FIELDS: dict[str, tuple[type, ...]] = {
+    "text": (str,),
+    "tool_calls": (list,),
+    "input_tokens": (int,),
+    "output_tokens": (int,),
+    "cached_tokens": (int,),
+    "reasoning_tokens": (int,),
+    "cache_creation_tokens": (int,),
+    "finish_reason": (str,),
+    "model": (str,),
+    "response_id": (str,),
+    "status": (int,),
+    "error_body": (dict,),
+    "delay": (int, float),
+    "chunks": (int,),
+    "abort_stream_after": (int,),
+    "headers": (dict,),
+}
+"""Each field's JSON types; the last one names them in a message (`delay`: a number)."""
+_NULLABLE = frozenset(
+    {"input_tokens", "output_tokens", "model", "response_id", "error_body", "chunks", "abort_stream_after"}
+)
+"""Fields whose `null` means "the default"."""
+_TOOL_CALL_FIELDS = ("id", "name", "arguments")
+_JSON_TYPE_NAMES = {str: "a string", int: "a whole number", float: "a number", list: "a list", dict: "an object"}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _tool_call_from_json(value: Any, number: int) -> ToolCall:
+    if not isinstance(value, dict):
+        raise ValueError(f"tool call {number} is {_json_type(value)}, not an object with name and arguments")
+    unknown = sorted(set(value) - set(_TOOL_CALL_FIELDS))
+    if unknown:
+        raise ValueError(
+            f"tool call {number} has an unknown field {unknown[0]!r} (a tool call has id, name, arguments)"
+        )
+    name = value.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"tool call {number} needs a name (a string)")
+    call_id = value.get("id", f"call_{number}")
+    if not isinstance(call_id, str) or not call_id:
+        raise ValueError(f"tool call {number}: id must be a string")
+    arguments = value.get("arguments", {})
+    if not isinstance(arguments, (dict, str)):
+        raise ValueError(f"tool call {number}: arguments must be an object or JSON text, not {_json_type(arguments)}")
+    return ToolCall(call_id, name, arguments)
+
+
+def reply_from_json(value: Any) -> Reply:
+    """The `Reply` a script file's entry stands for: a string (the reply's text) or an object of `Reply`'s fields
+    (`tool_calls` as a list of {"id", "name", "arguments"}). Raises `ValueError` saying what is wrong, in one line."""
+    if isinstance(value, str):
+        return Reply(text=value)
+    if not isinstance(value, dict):
+        raise ValueError(f"a reply is a string or an object, not {_json_type(value)}")
+    fields: dict[str, Any] = {}
+    for key, item in value.items():
+        kinds = _REPLY_FIELDS.get(key)
+        if kinds is None:
+            raise ValueError(f"unknown field {key!r} (a reply has {', '.join(_REPLY_FIELDS)})")
+        if item is None and key in _NULLABLE:
+            continue
+        if isinstance(item, bool) or not isinstance(item, kinds):
+            raise ValueError(f"{key} must be {_JSON_TYPE_NAMES[kinds[-1]]}, not {_json_type(item)}")
+        fields[key] = item
+    delay = fields.get("delay")
+    if delay is not None and not (math.isfinite(delay) and delay <= threading.TIMEOUT_MAX):
+        raise ValueError(f"delay must be a finite number of seconds, not {delay!r}")
+    if "headers" in fields:
+        headers = fields["headers"]
+        if not all(isinstance(v, str) for v in headers.values()):
+            raise ValueError("headers must map names to strings")
+    if "tool_calls" in fields:
+        fields["tool_calls"] = [_tool_call_from_json(c, n) for n, c in enumerate(fields["tool_calls"], start=1)]
+    return Reply(**fields)
+
+
+def load_replies(path: str | os.PathLike[str]) -> list[Reply]:
+    """The replies a script file lists, in order (see `SCRIPT_FORMAT`): a JSON list, or JSON Lines (one reply a
+    line; a `.jsonl` / `.ndjson` file always). Raises `ScriptError` with a one-line message naming the file and the
+    reply or line at fault."""
+    name = str(path)
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except OSError as error:
+        raise ScriptError(f"cannot read the script {name}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise ScriptError(f"the script {name} is not UTF-8 text") from None
+    lines_only = name.lower().endswith((".jsonl", ".ndjson"))
+    document_error: json.JSONDecodeError | None = None
+    if not lines_only:
+        try:
+            document = _parse(name, "", text) if text.strip() else []
+        except json.JSONDecodeError as error:
+            document_error = error
+        else:
+            entries = document if isinstance(document, list) else [document]
+            return [_entry(name, f"reply {n}", entry) for n, entry in enumerate(entries, start=1)]
+    from agentotel.sources.otlp_json import json_error_text  # only for a script that is not JSON
+
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if document_error is not None and len(lines) < 2:
+        raise ScriptError(f"{name} is not JSON: {json_error_text(document_error)}") from None
+    replies: list[Reply] = []
+    for number, line in lines:
+        try:
+            entry = _parse(name, f" line {number}", line)
+        except json.JSONDecodeError as error:
+            if document_error is not None:
+                raise ScriptError(
+                    f"{name} is neither JSON ({json_error_text(document_error)}) nor JSON Lines (line {number}: "
+                    f"{json_error_text(error, line=False)})"
+                ) from None
+            raise ScriptError(f"{name} line {number} is not JSON: {json_error_text(error, line=False)}") from None
+        replies.append(_entry(name, f"line {number}", entry))
+    return replies
+
+
+def _parse(name: str, where: str, text: str) -> Any:
+    """`json.loads(text)`. Raises `json.JSONDecodeError` for text that is not JSON, and `ScriptError` for JSON
+    `json` cannot hold (nested too deeply, a number too long)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise ScriptError(f"{name}{where} cannot be read: {reason}") from None
+
+
+def _entry(name: str, where: str, entry: Any) -> Reply:
+    try:
+        return reply_from_json(entry)
+    except (TypeError, ValueError) as error:
+        raise ScriptError(f"{name} {where}: {error}") from None
+
+
+if __name__ == "__main__":
+    # `python -m agentotel.testing.llm_server [--host H] [--port N] [--script FILE] [--expose]`: `agentotel serve-llm`.
+    from agentotel.cli import main as _main
+
+    sys.exit(_main(["serve-llm", *sys.argv[1:]]))
