@@ -46,6 +46,7 @@ OPERATION_KINDS: Mapping[str, str] = {
     sc.GEN_AI_OPERATION_NAME_VALUE_CREATE_AGENT: KIND_AGENT,
     sc.GEN_AI_OPERATION_NAME_VALUE_INVOKE_WORKFLOW: KIND_AGENT,
     sc.GEN_AI_OPERATION_NAME_VALUE_RETRIEVAL: KIND_OPERATION,
+    sc.GEN_AI_OPERATION_NAME_VALUE_FETCH_RESPONSE: KIND_OPERATION,  # a stored response fetched: no inference
 }
 """`gen_ai.operation.name` values and the step each stands for. Any other value names something that is not a
 model call (a chain, a framework's loop): such a span is never counted as an LLM call, even with rolled-up usage."""

@@ -104,6 +104,24 @@ def responses_request_attributes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
         sc.GEN_AI_REQUEST_MAX_TOKENS: as_int(kwargs.get("max_output_tokens")),
         sc.GEN_AI_OUTPUT_TYPE: output_type,
         sc.GEN_AI_CONVERSATION_ID: text(conversation) or text(field(conversation, "id")),
+        sc.GEN_AI_CONVERSATION_COMPACTED: True if compacted(kwargs.get("input")) else None,
+    }
+
+
+def compacted(entries: Any) -> bool:
+    """Whether Responses input or output items hold a compaction item (the server compacted the conversation)."""
+    return any(field(item, "type") == "compaction" for item in items(entries))
+
+
+def fetch_request_attributes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The request attributes of `responses.retrieve`: the fetched response's id and, for a streamed fetch that
+    resumes, the cursor it resumes after."""
+    cursor = kwargs.get("starting_after")
+    return {
+        sc.OPENAI_API_TYPE: sc.OPENAI_API_TYPE_VALUE_RESPONSES,
+        sc.GEN_AI_RESPONSE_ID: text(kwargs.get("response_id")),
+        sc.GEN_AI_REQUEST_STREAM: True if kwargs.get("stream") is True else None,
+        sc.GEN_AI_REQUEST_STREAM_CURSOR: None if cursor is None or isinstance(cursor, bool) else str(cursor),
     }
 
 
@@ -249,9 +267,25 @@ def record_response(call: LLMCall, response: Any) -> None:
             )
         )
     output = items(field(response, "output"))
+    if compacted(output):
+        call.set(sc.GEN_AI_CONVERSATION_COMPACTED, True)
     _tool_calls(call, [(call_name(i), field(i, "call_id")) for i in output if field(i, "type") in _CALL_ITEMS])
     if call.capture_content:
         call.content(sc.GEN_AI_OUTPUT_MESSAGES, responses_output_messages(output, reason))
+
+
+def record_fetched_response(call: LLMCall, response: Any) -> None:
+    """A response fetched by id (`responses.retrieve`): id, model, its status and finish reason, (content capture)
+    its instructions and output. No usage: the fetch makes no inference, the tokens on the response are those of
+    the generation that made it (its own span counted them). A response whose generation failed is not a failed
+    fetch: its status says so, the span does not fail."""
+    _response_common(call, response)
+    call.set(sc.GEN_AI_RESPONSE_STATUS, text(field(response, "status")))
+    reason = responses_finish_reason(response)
+    call.set(sc.GEN_AI_RESPONSE_FINISH_REASONS, [reason] if reason else None)
+    if call.capture_content:
+        call.content(sc.GEN_AI_SYSTEM_INSTRUCTIONS, instruction_parts(field(response, "instructions")))
+        call.content(sc.GEN_AI_OUTPUT_MESSAGES, responses_output_messages(items(field(response, "output")), reason))
 
 
 def record_embeddings(call: LLMCall, result: Any) -> None:
@@ -442,6 +476,8 @@ class ResponsesStream:
     capture, the text of the one in progress) stand for it."""
 
     _FINAL = ("completed", "incomplete", "failed", "cancelled")
+    record: Callable[[LLMCall, Any], None] = staticmethod(record_response)
+    """Writes the final response onto the call."""
 
     def __init__(self, capture_content: bool) -> None:
         self.capture = capture_content
@@ -449,6 +485,7 @@ class ResponsesStream:
         self.error: Any = None
         self.output: list[Any] = []
         self.partial = _Bounded(settings.content_max_length)
+        self.compacted = False
 
     def add(self, event: Any) -> None:
         kind = field(event, "type")
@@ -457,6 +494,8 @@ class ResponsesStream:
             self.response = response
         elif kind == "response.output_item.done":
             item = field(event, "item")
+            if field(item, "type") == "compaction":
+                self.compacted = True
             if self.capture or field(item, "type") in _CALL_ITEMS:
                 self.output.append(item)
                 self.partial = _Bounded(self.partial.limit)
@@ -468,8 +507,10 @@ class ResponsesStream:
     def apply(self, call: LLMCall) -> None:
         if self.error is not None:
             call.set_error(str(field(self.error, "code", "error")), text(field(self.error, "message")))
+        if self.compacted:  # a stream stopped early still says the conversation was compacted
+            call.set(sc.GEN_AI_CONVERSATION_COMPACTED, True)
         if field(self.response, "status") in self._FINAL:
-            record_response(call, self.response)
+            self.record(call, self.response)
             return
         if self.response is not None:
             _response_common(call, self.response)
@@ -479,3 +520,10 @@ class ResponsesStream:
         _tool_calls(call, [(call_name(i), field(i, "call_id")) for i in output if field(i, "type") in _CALL_ITEMS])
         if call.capture_content and output:
             call.content(sc.GEN_AI_OUTPUT_MESSAGES, responses_output_messages(output, None))
+
+
+class FetchedResponseStream(ResponsesStream):
+    """Gathers the event stream of a streamed `responses.retrieve`: as `ResponsesStream`, the final response written
+    as a fetched one (no usage; its generation's failure is not the fetch's)."""
+
+    record = staticmethod(record_fetched_response)

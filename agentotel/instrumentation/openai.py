@@ -1,11 +1,12 @@
 """`OpenAIInstrumentor`: one CLIENT span per model call made with the `openai` SDK, sync and async.
 
 Wrapped (with `wrapt`, undone exactly by `uninstrument()`): `chat.completions.create` and `.parse`,
-`responses.create` and `.parse`, `embeddings.create`, on the sync and async resources. The SDK routes everything
-else through those: `chat.completions.stream(...)` and `responses.stream(...)` call `create(stream=True)`;
-`with_raw_response.X` and `with_streaming_response.X` call `X` with a header that makes `_post` return the raw
-response. So each call makes exactly one span, and a guard makes sure an SDK method that calls another wrapped
-one inside a traced call is not traced twice.
+`responses.create` and `.parse`, `embeddings.create`, on the sync and async resources; and `responses.retrieve`, a
+`fetch_response` operation step (a stored response fetched by id: no inference, no tokens, no cost). The SDK routes
+everything else through those: `chat.completions.stream(...)` and `responses.stream(...)` call
+`create(stream=True)`; `with_raw_response.X` and `with_streaming_response.X` call `X` with a header that makes
+`_post` return the raw response. So each call makes exactly one span, and a guard makes sure an SDK method that
+calls another wrapped one inside a traced call is not traced twice.
 
 What a call returns decides when its span ends:
 - a parsed result: at once, with the response's attributes;
@@ -67,6 +68,10 @@ class Operation:
     """Writes the request's messages (content capture only)."""
     stream: Callable[[bool], Accumulator] | None = None
     """Makes the accumulator of a streamed call, given whether content is captured."""
+    kind: str = sc.AGENTOTEL_STEP_KIND_VALUE_LLM
+    """`agentotel.step.kind`: a model call, or an operation (a fetch makes no inference, costs nothing)."""
+    positional: tuple[str, ...] = ()
+    """The names of the SDK method's positional parameters the request attributes read (`response_id`)."""
 
 
 CHAT = Operation(
@@ -88,6 +93,14 @@ EMBEDDINGS = Operation(
     attributes.embeddings_request_attributes,
     attributes.record_embeddings,
 )
+FETCH_RESPONSE = Operation(
+    sc.GEN_AI_OPERATION_NAME_VALUE_FETCH_RESPONSE,
+    attributes.fetch_request_attributes,
+    attributes.record_fetched_response,
+    stream=attributes.FetchedResponseStream,
+    kind=sc.AGENTOTEL_STEP_KIND_VALUE_OPERATION,
+    positional=("response_id",),
+)
 
 _CHAT_MODULE = "openai.resources.chat.completions.completions"
 _RESPONSES_MODULE = "openai.resources.responses.responses"
@@ -103,6 +116,8 @@ METHODS: tuple[tuple[str, str, str, Operation, bool], ...] = (
     (_RESPONSES_MODULE, "Responses", "parse", RESPONSES, False),
     (_RESPONSES_MODULE, "AsyncResponses", "create", RESPONSES, True),
     (_RESPONSES_MODULE, "AsyncResponses", "parse", RESPONSES, True),
+    (_RESPONSES_MODULE, "Responses", "retrieve", FETCH_RESPONSE, False),
+    (_RESPONSES_MODULE, "AsyncResponses", "retrieve", FETCH_RESPONSE, True),
     (_EMBEDDINGS_MODULE, "Embeddings", "create", EMBEDDINGS, False),
     (_EMBEDDINGS_MODULE, "AsyncEmbeddings", "create", EMBEDDINGS, True),
 )
@@ -181,7 +196,7 @@ def start_call(tracer: Tracer, operation: Operation, resource: Any, kwargs: Mapp
         start_attributes: dict[str, Any] = {
             sc.GEN_AI_OPERATION_NAME: operation.name,
             **client_attributes(getattr(resource, "_client", None)),
-            sc.AGENTOTEL_STEP_KIND: sc.AGENTOTEL_STEP_KIND_VALUE_LLM,
+            sc.AGENTOTEL_STEP_KIND: operation.kind,
             sc.GEN_AI_REQUEST_MODEL: model,
             **operation.request(kwargs),
         }
@@ -300,9 +315,16 @@ def _returned(operation: Operation, call: LLMCall, result: Any, tokens: Tokens) 
         return result
 
 
+def _request(operation: Operation, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Mapping[str, Any]:
+    """The call's parameters by name: its keyword arguments, and the positional ones the operation names."""
+    if not operation.positional or not args:
+        return kwargs
+    return {**dict(zip(operation.positional, args, strict=False)), **kwargs}
+
+
 def sync_wrapper(tracer: Tracer, operation: Operation) -> Callable[..., Any]:
     def traced(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        call, tokens = _begin(tracer, operation, instance, kwargs)
+        call, tokens = _begin(tracer, operation, instance, _request(operation, args, kwargs))
         if call is None:
             return wrapped(*args, **kwargs)
         try:
@@ -317,7 +339,7 @@ def sync_wrapper(tracer: Tracer, operation: Operation) -> Callable[..., Any]:
 
 def async_wrapper(tracer: Tracer, operation: Operation) -> Callable[..., Any]:
     async def traced(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        call, tokens = _begin(tracer, operation, instance, kwargs)
+        call, tokens = _begin(tracer, operation, instance, _request(operation, args, kwargs))
         if call is None:
             return await wrapped(*args, **kwargs)
         try:
