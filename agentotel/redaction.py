@@ -126,7 +126,9 @@ def redact_builtin(text: str) -> str:
 
 _URL_QUERY = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s?#'\"<>]+)\?[^\s#'\"<>]*")
 _INPUT_VALUE = re.compile(r"(\binput_value=)(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\{[^}]*\}|\[[^\]]*\]|[^,\]\s]+)")
-_LONG_QUOTED = re.compile(r"'[^'\n]{33,}'|\"[^\"\n]{33,}\"")
+_LONG_QUOTED = re.compile(r"'[^'\n]{33,}'|(?<!File )\"[^\"\n]{33,}\"")
+"""Quoted texts longer than 32 characters, but not a traceback's `File "/path/to/app.py"`: where code is, not what
+went in (the frames shown are the user's own; without their files a traceback says nothing)."""
 
 
 def scrub_error_text(text: str) -> str:
@@ -134,7 +136,8 @@ def scrub_error_text(text: str) -> str:
     quotes what went in: an API key a provider's 401 echoes, a URL's query string in an HTTP client's error, the
     input value a pydantic `ValidationError` quotes, a completion or argument a message repeats. Replaced: the
     built-in secret patterns, URL query strings, pydantic's `input_value=...`, and quoted texts longer than 32
-    characters; the exception's type and the rest of its message stay, so the failing step is still told apart."""
+    characters (a traceback's file names excepted); the exception's type and the rest of its message stay, so the
+    failing step is still told apart."""
     text = redact_builtin(text)
     text = _URL_QUERY.sub(r"\1?[REDACTED:query]", text)
     text = _INPUT_VALUE.sub(r"\1[REDACTED:input]", text)

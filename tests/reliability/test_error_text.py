@@ -119,3 +119,20 @@ def test_with_capture_on_the_hook_sees_error_text_and_can_drop_it(monkeypatch: p
     assert sc.EXCEPTION_STACKTRACE not in event.attributes
     assert tool.status.description == "ValueError: customer_id must not be None"
     assert session.end_state_reason == "ValueError: customer_id must not be None"
+
+
+def test_with_capture_off_a_traceback_keeps_its_file_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stack trace says where the error was raised (the file names are code, not content); a long quoted text in
+    the message is still scrubbed."""
+    from agentotel._config import settings
+
+    monkeypatch.setattr(settings, "capture_content", False)
+    _, session = _run(fetch_customer_data, None)
+    first = session.first_error
+    assert first is not None and first.error is not None and first.error.stacktrace
+    assert f'File "{__file__}"' in first.error.stacktrace
+    assert "[REDACTED:quoted]" not in first.error.stacktrace
+    from agentotel.redaction import scrub_error_text
+
+    quoted = f'ValueError: bad reply "{PROMPT}"\n  File "{__file__}", line 1, in f'
+    assert scrub_error_text(quoted) == f"ValueError: bad reply '[REDACTED:quoted]'\n  File \"{__file__}\", line 1, in f"
