@@ -31,9 +31,10 @@ from typing import Any, NoReturn
 
 from ._version import __version__
 from .cli_render import Output, format_duration, short_id
-from .model import END_STATES, FAIL, json_cost
+from .model import END_STATES
 from .replay.text import format_cost, printable
 from .sources import SessionSummary, SourceError, SpanSource, last_of, normalise_state, open_source
+from .sources._scan import Coverage, SessionTally
 
 PROG = "agentotel"
 
@@ -279,8 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--running-grace counts as ended and failed (crashed). A session nested in another selected session "
             "counts through that one. --max-cost applies to each session's cost, and fails on a session whose "
             "cost is unknown (a model call with no known price, or a crash before its totals were written). "
-            "With no limit given (--max-failure-rate, --max-cost, --min-sessions) it prints the figures, says "
-            "that nothing was checked, and exits 0."
+            "It says how many sessions of the window the figures cover (every one, counted by the store or "
+            "paged through a backend's search; or 'N of at least M' when a backend's search hit its limit): "
+            "--require-complete fails a check that does not cover them all. "
+            "With no limit given (--max-failure-rate, --max-cost, --min-sessions, --require-complete) it prints "
+            "the figures, says that nothing was checked, and exits 0."
         ),
     )
     check.add_argument(
@@ -297,6 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="WHEN",
         help="a session still running this long after it started crashed: it counts as failed (default 1h; "
         "0 after the runs are over, as in CI)",
+    )
+    check.add_argument(
+        "--require-complete",
+        action="store_true",
+        help="fail when the figures are not over every session of the window (a backend's search hit its limit, "
+        "or the scan stopped at ?max_sessions=)",
     )
     check.set_defaults(run=cmd_check)
 
@@ -460,11 +470,6 @@ def cmd_ui(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
-def _outermost(summaries: Sequence[SessionSummary]) -> list[SessionSummary]:
-    ids = {s.id for s in summaries}
-    return [s for s in summaries if s.parent_id not in ids]
-
-
 def check_figures(
     summaries: Sequence[SessionSummary],
     *,
@@ -474,6 +479,30 @@ def check_figures(
     running_grace: timedelta = DEFAULT_RUNNING_GRACE,
     now_ns: int | None = None,
 ) -> dict[str, Any]:
+    """The figures `agentotel check` prints for these summaries (all of the window: coverage complete), and the
+    limits they break; see `tally_figures`."""
+    now = time.time_ns() if now_ns is None else now_ns
+    tally = SessionTally(now_ns=now, grace_ns=running_grace.total_seconds() * 1e9, max_cost=max_cost)
+    tally.add_batch(summaries)
+    tally.coverage = Coverage(examined=len(summaries), in_window=len(summaries))
+    return tally_figures(
+        tally,
+        max_failure_rate=max_failure_rate,
+        max_cost=max_cost,
+        min_sessions=min_sessions,
+        running_grace=running_grace,
+    )
+
+
+def tally_figures(
+    tally: SessionTally,
+    *,
+    max_failure_rate: float | None = None,
+    max_cost: float | None = None,
+    min_sessions: int = 0,
+    running_grace: timedelta = DEFAULT_RUNNING_GRACE,
+    require_complete: bool = False,
+) -> dict[str, Any]:
     """The figures `agentotel check` prints, and the limits they break (`problems`; none means the check passed).
 
     A session still running `running_grace` after it started crashed (its process died before it could end it):
@@ -482,68 +511,63 @@ def check_figures(
 
     A judged session whose cost is unknown (`SessionSummary.cost` is `None`: a model call with no known price,
     `Session.cost_known`, or a crash before the totals were written) makes the cost figures unknown (`None`) and
-    fails a cost limit: its cost cannot be bounded. With no limit at all nothing is checked (`checked` false)."""
-    now = time.time_ns() if now_ns is None else now_ns
-    grace_ns = running_grace.total_seconds() * 1e9
-    counted = _outermost(summaries)
-    ended = [s for s in counted if s.end_state is not None]
-    running = [s for s in counted if s.end_state is None]
-    crashed = [s for s in running if now - s.start_ns >= grace_ns]
-    judged = len(ended) + len(crashed)
-    failed = [s for s in ended if s.end_state == FAIL] + crashed
-    rate = len(failed) / judged if judged else 0.0
-    unknown_cost = [s for s in [*ended, *crashed] if s.cost is None]
-    costs = [s.cost for s in counted if s.cost is not None]
-    priciest = max((s for s in counted if s.cost is not None), key=lambda s: s.cost or 0.0, default=None)
+    fails a cost limit: its cost cannot be bounded. With `require_complete`, figures that do not cover every
+    session of the window (`tally.coverage`) fail. With no limit at all nothing is checked (`checked` false).
+    The id lists hold at most `LISTED_IDS` ids each; the counts are whole."""
+    coverage = tally.coverage
     problems: list[str] = []
+    if require_complete and not coverage.complete:
+        problems.append(
+            f"--require-complete: the figures cover {coverage.examined:,} of "
+            f"{'at least ' if coverage.at_least else ''}{coverage.in_window:,} sessions in the window"
+            + (f" ({coverage.limited_by})" if coverage.limited_by else "")
+        )
+    judged = tally.judged
     if judged < min_sessions:
         problems.append(f"only {judged} ended sessions, fewer than --min-sessions {min_sessions}")
-    if max_failure_rate is not None and counted and not judged:
+    if max_failure_rate is not None and tally.sessions and not judged:
         problems.append(
-            f"none of the {_many(len(counted), 'session')} has ended, so there is no failure rate to check (still "
+            f"none of the {_many(tally.sessions, 'session')} has ended, so there is no failure rate to check (still "
             f"running, or crashed less than --running-grace {format_duration(running_grace.total_seconds())} ago)"
         )
-    elif max_failure_rate is not None and rate > max_failure_rate:
-        problems.append(f"failure rate {rate:.1%} is over --max-failure-rate {max_failure_rate:.1%}")
+    elif max_failure_rate is not None and tally.failure_rate > max_failure_rate:
+        problems.append(f"failure rate {tally.failure_rate:.1%} is over --max-failure-rate {max_failure_rate:.1%}")
     if max_cost is not None:
-        over = [s for s in counted if s.cost is not None and s.cost > max_cost]
-        if over:
-            worst = max(over, key=lambda s: s.cost or 0.0)
+        if tally.over_max_cost and tally.priciest is not None and tally.priciest_id is not None:
             problems.append(
-                f"{len(over)} session(s) cost more than --max-cost ${max_cost:g}; the most: "
-                f"{format_cost(worst.cost)} (agentotel replay {short_id(worst.id)})"
+                f"{tally.over_max_cost} session(s) cost more than --max-cost ${max_cost:g}; the most: "
+                f"{format_cost(tally.priciest)} (agentotel replay {short_id(tally.priciest_id)})"
             )
-        if unknown_cost:
-            crashed_ids = {s.id for s in crashed}
-            shown = "; ".join(_unknown_cost_text(s.id, crashed_ids) for s in unknown_cost[:5])
-            more = f" and {len(unknown_cost) - 5} more" if len(unknown_cost) > 5 else ""
+        if tally.unknown_cost:
+            crashed_ids = set(tally.crashed_ids)
+            unknown = tally.unknown_cost_ids
+            shown = "; ".join(_unknown_cost_text(i, crashed_ids) for i in unknown[:5])
+            more = f" and {tally.unknown_cost - 5} more" if tally.unknown_cost > 5 else ""
             problems.append(
-                f"the cost of {_many(len(unknown_cost), 'session')} is unknown, so "
-                f"{'it' if len(unknown_cost) == 1 else 'they'} cannot be held to --max-cost ${max_cost:g}: "
+                f"the cost of {_many(tally.unknown_cost, 'session')} is unknown, so "
+                f"{'it' if tally.unknown_cost == 1 else 'they'} cannot be held to --max-cost ${max_cost:g}: "
                 f"{shown}{more}"
             )
-    known = not unknown_cost
     return {
         "ok": not problems,
-        "checked": max_failure_rate is not None or max_cost is not None or min_sessions > 0,
+        "checked": max_failure_rate is not None or max_cost is not None or min_sessions > 0 or require_complete,
         "problems": problems,
-        "sessions": len(counted),
-        "ended": len(ended),
-        "crashed": len(crashed),
-        "running": len(running) - len(crashed),
+        "sessions": tally.sessions,
+        "ended": tally.ended,
+        "crashed": tally.crashed,
+        "running": tally.running,
         "running_grace_s": running_grace.total_seconds(),
-        "failed": len(failed),
-        "failure_rate": rate,
+        "failed": tally.failed,
+        "failure_rate": tally.failure_rate,
         "max_failure_rate": max_failure_rate,
-        "cost_known": known,
-        "total_cost": json_cost(float(sum(costs))) if known else None,
-        "mean_cost": json_cost(float(sum(costs) / len(costs))) if known and costs else None,
-        "max_cost": json_cost(priciest.cost) if known and priciest is not None else None,
-        "max_cost_session": priciest.id if known and priciest is not None else None,
+        **tally.cost_figures(),
         "max_cost_limit": max_cost,
-        "failed_sessions": [s.id for s in failed],
-        "crashed_sessions": [s.id for s in crashed],
-        "unknown_cost_sessions": [s.id for s in unknown_cost],
+        "failed_sessions": list(tally.failed_ids),
+        "crashed_sessions": list(tally.crashed_ids),
+        "unknown_cost_sessions": list(tally.unknown_cost_ids),
+        "unknown_cost_count": tally.unknown_cost,
+        "coverage": coverage.to_dict(),
+        "require_complete": require_complete,
     }
 
 
@@ -563,8 +587,8 @@ def _check_lines(figures: dict[str, Any]) -> list[str]:
         counts.append(f"{figures['running']} running, not judged")
     crashed = set(figures["crashed_sessions"])
     unknown = figures["unknown_cost_sessions"]
-    if unknown:
-        cost = f"Cost: unknown ({_many(len(unknown), 'session')} with an unknown cost)"
+    if not figures["cost_known"]:
+        cost = f"Cost: unknown ({_many(figures['unknown_cost_count'], 'session')} with an unknown cost)"
     else:
         cost = (
             f"Cost: total {format_cost(figures['total_cost'])} | mean {_cost_or_dash(figures['mean_cost'])}"
@@ -574,12 +598,24 @@ def _check_lines(figures: dict[str, Any]) -> list[str]:
         f"Sessions: {figures['sessions']} ({', '.join(counts)}) in {figures['source']}",
         f"Failed: {figures['failed']} | Failure rate: {figures['failure_rate']:.1%}",
         cost,
+        _coverage_line(figures["coverage"]),
     ]
     for session_id in figures["failed_sessions"][:5]:
         how = "crashed" if session_id in crashed else "failed"
         lines.append(f"  {how}: agentotel replay {short_id(session_id)}")
     lines.extend(f"  unknown cost: {_unknown_cost_text(session_id, crashed)}" for session_id in unknown[:5])
     return lines
+
+
+def _coverage_line(coverage: dict[str, Any]) -> str:
+    """How much of the window the figures cover (`Coverage.line`, from its JSON form)."""
+    return Coverage(
+        examined=coverage["examined"],
+        in_window=coverage["in_window"],
+        at_least=coverage["in_window_at_least"],
+        limited_by=coverage["limited_by"],
+        counted_by=coverage["counted_by"],
+    ).line()
 
 
 def _cost_or_dash(cost: float | None) -> str:
@@ -589,13 +625,25 @@ def _cost_or_dash(cost: float | None) -> str:
 
 def cmd_check(args: argparse.Namespace, out: Output) -> int:
     with _source(args) as source:
-        summaries = source.sessions(**_filters(args))
-        figures = check_figures(
-            summaries,
+        meter = _progress_meter()
+        try:
+            tally = source.tally(
+                **_filters(args),
+                now_ns=time.time_ns(),
+                grace_ns=args.running_grace.total_seconds() * 1e9,
+                max_cost=args.max_cost,
+                progress=meter,
+            )
+        finally:
+            if meter is not None:
+                sys.stderr.write("\r\x1b[K")
+        figures = tally_figures(
+            tally,
             max_failure_rate=args.max_failure_rate,
             max_cost=args.max_cost,
             min_sessions=args.min_sessions,
             running_grace=args.running_grace,
+            require_complete=args.require_complete,
         )
         figures["source"] = source.location
     if args.json:
@@ -613,6 +661,24 @@ def cmd_check(args: argparse.Namespace, out: Output) -> int:
         for problem in figures["problems"]:
             out.line(f"Check failed: {problem}", style="bold red")
     return EXIT_OK if figures["ok"] else EXIT_CHECK_FAILED
+
+
+def _progress_meter() -> Callable[[int], None] | None:
+    """On a terminal, a line on stderr counting the sessions examined as a backend is paged (rewritten in place,
+    cleared at the end by the caller's next line); `None` when stderr is not a terminal."""
+    stream = sys.stderr
+    if not stream.isatty():
+        return None
+    last = [0.0]
+
+    def show(examined: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.2:
+            last[0] = now
+            stream.write(f"\r\x1b[Kexamined {examined:,} sessions...")
+            stream.flush()
+
+    return show
 
 
 def _many(count: int, noun: str) -> str:

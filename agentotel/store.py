@@ -41,7 +41,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span
@@ -50,9 +50,12 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from . import semconv as sc
 from ._gc import paused_gc
 from ._loss import UNCOUNTED, AccountedBatchProcessor
-from .model import KIND_SESSION, Session, recorded_cost
+from .model import FAIL, KIND_SESSION, Session, recorded_cost
 from .records import ExceptionInfo, SpanRecord, record_from_span, span_attributes
 from .sources import SessionSummary, SourceError, normalise_state, since_ns, tags_of
+
+if TYPE_CHECKING:
+    from .sources._scan import SessionTally
 
 log = logging.getLogger("agentotel")
 
@@ -429,6 +432,32 @@ def _checked_record(row: sqlite3.Row | tuple[Any, ...]) -> SpanRecord:
         exceptions=exceptions,
         service_name=_text(row[11], "service_name", optional=True),
     )
+
+
+def _selection(
+    since: datetime | timedelta | int | None,
+    tag: str | Sequence[str] | None,
+    state: str | None,
+    service: str | None,
+) -> tuple[str, list[Any]]:
+    """The SQL condition on `sessions` rows (and its parameters) that the list filters make."""
+    where: list[str] = ["1 = 1"]
+    params: list[Any] = []
+    bound = since_ns(since)
+    if bound is not None:
+        where.append("start_ns >= ?")
+        params.append(bound)
+    wanted = normalise_state(state)
+    if wanted is not None:
+        where.append("end_state = ?")
+        params.append(wanted)
+    for one in tags_of(tag):
+        where.append("EXISTS (SELECT 1 FROM json_each(sessions.tags) WHERE json_each.value = ?)")
+        params.append(one)
+    if service is not None:
+        where.append("service_name = ?")
+        params.append(service)
+    return " AND ".join(where), params
 
 
 def _list_of(value: Any) -> list[Any]:
@@ -857,27 +886,76 @@ class Store:
         """Summaries of the stored sessions that started at or after `since`, carry every tag in `tag`, ended
         in `state` and were recorded by `service` (its `service.name`), newest first, at most `limit`. Reads the
         sessions table only."""
-        where: list[str] = ["1 = 1"]
-        params: list[Any] = []
-        bound = since_ns(since)
-        if bound is not None:
-            where.append("start_ns >= ?")
-            params.append(bound)
-        wanted = normalise_state(state)
-        if wanted is not None:
-            where.append("end_state = ?")
-            params.append(wanted)
-        for one in tags_of(tag):
-            where.append("EXISTS (SELECT 1 FROM json_each(sessions.tags) WHERE json_each.value = ?)")
-            params.append(one)
-        if service is not None:
-            where.append("service_name = ?")
-            params.append(service)
-        sql = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE {' AND '.join(where)} ORDER BY start_ns DESC"
+        where, params = _selection(since, tag, state, service)
+        sql = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE {where} ORDER BY start_ns DESC"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(max(0, int(limit)))
         return self._read(_summary, self._query(sql, params))
+
+    def tally(
+        self,
+        *,
+        since: datetime | timedelta | int | None = None,
+        tag: str | Sequence[str] | None = None,
+        state: str | None = None,
+        service: str | None = None,
+        now_ns: int,
+        grace_ns: float,
+        max_cost: float | None = None,
+    ) -> SessionTally:
+        """The figures `agentotel check` judges (see `SessionTally`), counted in SQL over the sessions table: the
+        sessions `sessions()` selects with the same filters, the outermost of them counted (a session nested in a
+        selected one is in its figures), no summary built. Exact: every selected session is examined."""
+        from .sources._scan import LISTED_IDS, Coverage, SessionTally
+
+        where, params = _selection(since, tag, state, service)
+        grace = int(min(grace_ns, 2**62))
+        judged = f"(end_state IS NOT NULL OR ({int(now_ns)} - start_ns >= {grace}))"
+        selected = (
+            "WITH sel AS MATERIALIZED (SELECT session_id, parent_id, start_ns, end_state, "
+            "CASE WHEN end_ns IS NOT NULL THEN COALESCE(cost, CASE WHEN llm_calls = 0 THEN 0.0 END) ELSE cost END "
+            "AS c "
+            f"FROM sessions WHERE {where}), "
+            "counted AS MATERIALIZED (SELECT * FROM sel WHERE parent_id IS NULL OR parent_id NOT IN "
+            "(SELECT session_id FROM sel)) "
+        )
+        over = "NULL" if max_cost is None else f"SUM(c > {float(max_cost)!r})"
+        rows = self._query(
+            selected + "SELECT (SELECT COUNT(*) FROM sel), COUNT(*), COUNT(end_state), "
+            f"COALESCE(SUM(end_state IS NULL AND {int(now_ns)} - start_ns >= {grace}), 0), "
+            f"COALESCE(SUM(end_state = '{FAIL}'), 0), COALESCE(SUM(c), 0.0), COUNT(c), "
+            f"COALESCE(SUM({judged} AND c IS NULL), 0), {over} FROM counted",
+            params,
+        )
+        examined, sessions, ended, crashed, failed, total, costs, unknown, over_count = (
+            rows[0] if rows else (0, 0, 0, 0, 0, 0.0, 0, 0, 0)
+        )
+        tally = SessionTally(now_ns=now_ns, grace_ns=grace_ns, max_cost=max_cost)
+        tally.sessions, tally.ended, tally.crashed = sessions, ended, crashed
+        tally.running = sessions - ended - crashed
+        tally.failed = failed + crashed
+        tally.cost_total, tally.costs, tally.unknown_cost = float(total), costs, unknown
+        tally.over_max_cost = over_count or 0
+
+        def ids(condition: str) -> list[str]:
+            sql = f"{selected}SELECT session_id FROM counted WHERE {condition} ORDER BY start_ns DESC "
+            return [row[0] for row in self._query(sql + f"LIMIT {LISTED_IDS}", params)]
+
+        crashed_sql = f"end_state IS NULL AND {int(now_ns)} - start_ns >= {grace}"
+        tally.failed_ids = ids(f"end_state = '{FAIL}' OR ({crashed_sql})") if failed or crashed else []
+        tally.crashed_ids = ids(crashed_sql) if crashed else []
+        tally.unknown_cost_ids = ids(f"{judged} AND c IS NULL") if unknown else []
+        if costs:
+            top = self._query(
+                f"{selected}SELECT session_id, c FROM counted WHERE c IS NOT NULL ORDER BY c DESC, "
+                "start_ns DESC LIMIT 1",
+                params,
+            )
+            if top:
+                tally.priciest_id, tally.priciest = top[0][0], float(top[0][1])
+        tally.coverage = Coverage(examined=examined, in_window=examined, counted_by="counted in SQL by the store")
+        return tally
 
     def summary(self, session_id: str) -> SessionSummary | None:
         rows = self._query(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = ?", (session_id,))

@@ -14,6 +14,7 @@ what happened in one of them (`session(ref)`, a full `Session`).
 from __future__ import annotations
 
 import importlib
+import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -21,11 +22,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import semconv as sc
-from ..model import END_STATES, Session, build_sessions, json_cost
+from ..model import END_STATES, Session, build_sessions, json_cost, recorded_cost
 from ..records import SpanRecord
+
+if TYPE_CHECKING:
+    from ._scan import Progress, Scan, SessionTally
 
 __all__ = [
     "SCHEMES",
@@ -106,6 +110,36 @@ class SessionSummary:
             service_name=session.service_name,
         )
 
+    @classmethod
+    def from_root(cls, record: SpanRecord) -> SessionSummary:
+        """The summary of a session read from its root span alone (a span marked `agentotel.step.kind=session`):
+        the totals the root span carries when it ends, as the store reads them (`model.recorded_cost` for the
+        cost). What a backend that selects the root span's attributes gives, without fetching the trace."""
+        attributes = record.attributes
+        session = Session.from_root(record)  # id, name, tags, parent, end state: the one reading of a root span
+        llm_calls = _count(attributes.get(sc.AGENTOTEL_SESSION_LLM_CALL_COUNT))
+        cost = attributes.get(sc.AGENTOTEL_SESSION_COST_AMOUNT)
+        amount = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
+        return cls(
+            id=session.id,
+            name=session.name,
+            trace_id=session.trace_id,
+            span_id=session.span_id,
+            tags=list(session.tags),
+            parent_id=session.parent_id,
+            start_ns=session.start_ns,
+            end_ns=session.end_ns,
+            end_state=session.end_state,
+            end_state_reason=session.end_state_reason,
+            cost=recorded_cost(amount, llm_calls) if session.end_ns is not None else amount,
+            input_tokens=_count(attributes.get(sc.AGENTOTEL_SESSION_USAGE_INPUT_TOKENS)),
+            output_tokens=_count(attributes.get(sc.AGENTOTEL_SESSION_USAGE_OUTPUT_TOKENS)),
+            llm_calls=llm_calls,
+            tool_and_action_calls=_count(attributes.get(sc.AGENTOTEL_SESSION_TOOL_CALL_COUNT)),
+            error_count=_count(attributes.get(sc.AGENTOTEL_SESSION_ERROR_COUNT)),
+            service_name=record.service_name,
+        )
+
     @property
     def cost_known(self) -> bool:
         """Whether `cost` is known (see `Session.cost_known`, the rule it comes from)."""
@@ -148,6 +182,20 @@ class SessionSummary:
             "error_count": self.error_count,
             "service_name": self.service_name,
         }
+
+
+def _count(value: Any) -> int:
+    """A recorded count: an integer attribute (a backend may give it as text or a float), else 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(float(value))
+        except ValueError:
+            return 0
+    return 0
 
 
 def since_ns(since: datetime | timedelta | int | None) -> int | None:
@@ -229,6 +277,49 @@ class SpanSource(ABC):
     def session(self, ref: str) -> Session:
         """The session a reference names: `last` (the session that ended last), a session id, a trace id, or a
         unique prefix of either. Raises `SessionNotFound` when none or several match."""
+
+    def scan(
+        self,
+        *,
+        since: datetime | timedelta | int | None = None,
+        tag: str | Sequence[str] | None = None,
+        state: str | None = None,
+        service: str | None = None,
+        progress: Progress | None = None,
+    ) -> Scan:
+        """Every session of the window that matches, streamed in batches of whole traces, newest first where the
+        backend allows, with its `Scan.coverage` once read. This default reads `sessions()` whole: exact for a
+        source that holds everything it lists (a file); backends page instead."""
+        from ._scan import Scan
+
+        filters: dict[str, Any] = {"since": since, "tag": tag, "state": state}
+        if service is not None:
+            filters["service"] = service
+        return Scan.whole(self.sessions(**filters), counted_by=f"read whole from {self.location}")
+
+    def tally(
+        self,
+        *,
+        since: datetime | timedelta | int | None = None,
+        tag: str | Sequence[str] | None = None,
+        state: str | None = None,
+        service: str | None = None,
+        now_ns: int,
+        grace_ns: float,
+        max_cost: float | None = None,
+        progress: Progress | None = None,
+    ) -> SessionTally:
+        """The figures `agentotel check` judges, over the outermost matching sessions of the window, with how much
+        of the window they cover. This default counts `scan()` as it streams (bounded memory); the store counts
+        in SQL."""
+        from ._scan import SessionTally
+
+        tally = SessionTally(now_ns=now_ns, grace_ns=grace_ns, max_cost=max_cost)
+        found = self.scan(since=since, tag=tag, state=state, service=service, progress=progress)
+        for batch in found:
+            tally.add_batch(batch)
+        tally.coverage = found.coverage
+        return tally
 
     def close(self) -> None:  # noqa: B027 - most sources hold nothing open
         """Releases what the source holds open."""

@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..model import Session, build_sessions
 from ..store import Store, default_store_path, store_path, store_setting
 from . import SessionNotFound, SessionSummary, SourceError, SpanSource, checked_ref, find_session
+
+if TYPE_CHECKING:
+    from ._scan import Progress, SessionTally
 
 __all__ = ["StoreSource", "open_default_store"]
 
@@ -55,6 +59,29 @@ class StoreSource(SpanSource):
         if self._store is None:
             return []
         return self._store.sessions(since=since, tag=tag, state=state, limit=limit, service=service)
+
+    def tally(
+        self,
+        *,
+        since: datetime | timedelta | int | None = None,
+        tag: str | Sequence[str] | None = None,
+        state: str | None = None,
+        service: str | None = None,
+        now_ns: int,
+        grace_ns: float,
+        max_cost: float | None = None,
+        progress: Progress | None = None,
+    ) -> SessionTally:
+        """`check`'s figures counted in SQL by the store (`Store.tally`): exact, no summary built."""
+        if self._store is None:
+            from ._scan import Coverage, SessionTally
+
+            empty = SessionTally(now_ns=now_ns, grace_ns=grace_ns, max_cost=max_cost)
+            empty.coverage = Coverage(counted_by="nothing recorded yet")
+            return empty
+        return self._store.tally(
+            since=since, tag=tag, state=state, service=service, now_ns=now_ns, grace_ns=grace_ns, max_cost=max_cost
+        )
 
     def session(self, ref: str) -> Session:
         store = self._store
