@@ -3,18 +3,32 @@ can replay. `import agentotel as agentops` runs AgentOps-style code unchanged.""
 
 from ._loss import lost_spans
 from ._version import __version__
+from .agentops_traces import (
+    ERROR,
+    UNSET,
+    TraceContext,
+    TraceState,
+    end_trace,
+    start_trace,
+    trace,
+    track_agent,
+    track_tool,
+    update_trace_metadata,
+)
 from .configure import force_flush, init
 from .events import ActionEvent, ErrorEvent, LLMEvent, ToolEvent, record
 from .model import FAIL, INDETERMINATE, SUCCESS, Event, Session, build_sessions
 from .records import ExceptionInfo, SpanRecord, records_from_spans
 from .sessions import LiveSession, end_all_sessions, end_session, get_session, session, start_session
 from .sources import open_source
-from .steps import agent, operation, record_action, tool
+from .steps import agent, guardrail, operation, record_action, task, tool, workflow
 
 __all__ = [
+    "ERROR",
     "FAIL",
     "INDETERMINATE",
     "SUCCESS",
+    "UNSET",
     "ActionEvent",
     "ErrorEvent",
     "Event",
@@ -24,13 +38,17 @@ __all__ = [
     "Session",
     "SpanRecord",
     "ToolEvent",
+    "TraceContext",
+    "TraceState",
     "__version__",
     "agent",
     "build_sessions",
     "end_all_sessions",
     "end_session",
+    "end_trace",
     "force_flush",
     "get_session",
+    "guardrail",
     "init",
     "lost_spans",
     "open_source",
@@ -41,7 +59,14 @@ __all__ = [
     "session",
     "sessions_from_spans",
     "start_session",
+    "start_trace",
+    "task",
     "tool",
+    "trace",
+    "track_agent",
+    "track_tool",
+    "update_trace_metadata",
+    "workflow",
 ]
 
 

@@ -127,7 +127,8 @@ class Event:
     output_tokens: int | None
     cache_read_tokens: int | None
     cost: float | None
-    """USD; `None` for a step that is no priced model call."""
+    """USD: a priced model call's, or the cost the application gave a tool (`@tool(cost=...)`); `None` for any
+    other step."""
     span_id: str
     parent_span_id: str | None
     trace_id: str
@@ -202,6 +203,9 @@ class Event:
                 params = parse_json(get(_TOOL_ARGUMENTS))
                 returns = parse_json(get(_TOOL_RESULT))
             name = action_type or name
+            declared = get(_COST_AMOUNT)  # a cost the application gave the tool
+            if type(declared) is float or type(declared) is int:
+                cost = float(declared)
         elif kind == KIND_ACTION:
             action_type = str(get(_ACTION_TYPE, name))
             params = parse_json(get(_ACTION_PARAMS))
@@ -261,6 +265,25 @@ class Event:
             "session_id": self.session_id,
             "duplicate_of": self.duplicate_of,
         }
+
+
+def _step_costs(events: list[Event]) -> tuple[list[float], list[float], bool]:
+    """The costs of the model calls that have a price and of the tool calls that declared one, each step once, and
+    whether every model call has a price (`Session.cost_known`). The one place a session's cost is summed from."""
+    priced: list[float] = []
+    tools: list[float] = []
+    all_priced = True
+    for event in events:
+        if event.duplicate_of is not None:
+            continue
+        if event.kind == KIND_LLM:
+            if event.cost is None:
+                all_priced = False
+            else:
+                priced.append(event.cost)
+        elif event.kind == KIND_TOOL and event.cost is not None:
+            tools.append(event.cost)
+    return priced, tools, all_priced
 
 
 def _start_ns(record: SpanRecord) -> int:
@@ -432,9 +455,11 @@ class Session:
 
     @property
     def cost(self) -> float:
-        """USD spent on the session's priced model calls, nested sessions' included, each call counted once. The
-        session's whole cost only when `cost_known`: what is shown and checked is `known_cost`."""
-        return float(sum(e.cost for e in self.llm_calls if e.cost is not None))
+        """USD spent on the session's priced model calls and the costs its tools declared (`@tool(cost=...)`),
+        nested sessions' included, each step counted once. The session's whole cost only when `cost_known`: what
+        is shown and checked is `known_cost`."""
+        priced, tools, _ = _step_costs(self.events)
+        return float(sum(priced) + sum(tools))
 
     @property
     def unpriced_llm_calls(self) -> list[Event]:
@@ -452,10 +477,8 @@ class Session:
     @property
     def known_cost(self) -> float | None:
         """`cost` when it is the session's whole cost (`cost_known`), else `None` (unknown)."""
-        llm = self.llm_calls
-        if any(e.cost is None for e in llm):
-            return None
-        return float(sum(e.cost for e in llm if e.cost is not None))
+        priced, tools, all_priced = _step_costs(self.events)
+        return float(sum(priced) + sum(tools)) if all_priced else None
 
     @property
     def input_tokens(self) -> int:
@@ -528,9 +551,9 @@ class Session:
             ),
             sc.AGENTOTEL_SESSION_ERROR_COUNT: len(_failed_steps(events)),
         }
-        priced = [e.cost for e in llm if e.cost is not None]
-        if priced and len(priced) == len(llm):  # `cost_known`: a sum that leaves calls out is no session's cost
-            totals[sc.AGENTOTEL_SESSION_COST_AMOUNT] = float(sum(priced))
+        priced, tools, all_priced = _step_costs(events)
+        if (priced or tools) and all_priced:  # `cost_known`: a sum that leaves calls out is no session's cost
+            totals[sc.AGENTOTEL_SESSION_COST_AMOUNT] = float(sum(priced) + sum(tools))
         if self.dropped_events:
             totals[sc.AGENTOTEL_SESSION_DROPPED_EVENTS] = self.dropped_events
         return totals

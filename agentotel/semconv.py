@@ -21,6 +21,19 @@ AGENTOTEL_ACTION_TYPE: Final = 'agentotel.action.type'
 AGENTOTEL_CONTENT_TRUNCATED: Final = 'agentotel.content.truncated'
 """True when a content attribute on the span was cut to the content length limit."""
 
+AGENTOTEL_GUARDRAIL_SPEC: Final = 'agentotel.guardrail.spec'
+"""What a guardrail checks, as `@guardrail(spec=...)` says."""
+
+AGENTOTEL_GUARDRAIL_SPEC_VALUE_INPUT: Final = 'input'
+AGENTOTEL_GUARDRAIL_SPEC_VALUE_OUTPUT: Final = 'output'
+
+AGENTOTEL_OPERATION_KIND: Final = 'agentotel.operation.kind'
+"""What an operation step stands for, when an AgentOps-style decorator says (`@workflow`, `@task`, `@guardrail`)."""
+
+AGENTOTEL_OPERATION_KIND_VALUE_WORKFLOW: Final = 'workflow'
+AGENTOTEL_OPERATION_KIND_VALUE_TASK: Final = 'task'
+AGENTOTEL_OPERATION_KIND_VALUE_GUARDRAIL: Final = 'guardrail'
+
 AGENTOTEL_RESPONSE_TOOL_CALL_IDS: Final = 'agentotel.response.tool_call.ids'
 """Ids of the tool calls the model asked for, in the same order as agentotel.response.tool_call.names."""
 
@@ -51,6 +64,9 @@ AGENTOTEL_SESSION_ERROR_COUNT: Final = 'agentotel.session.error.count'
 
 AGENTOTEL_SESSION_LLM_CALL_COUNT: Final = 'agentotel.session.llm_call.count'
 """Number of model calls in the session, nested sessions included."""
+
+AGENTOTEL_SESSION_METADATA: Final = 'agentotel.session.metadata'
+"""Metadata the application set on a running session (AgentOps' `update_trace_metadata`), one attribute per key, `agentotel.session.metadata.<key>`: a text, number or boolean, or a list of one of them, as given; a mapping or a mixed list as JSON text."""
 
 AGENTOTEL_SESSION_PARENT_ID: Final = 'agentotel.session.parent.id'
 """The `session.id` of the session this one is nested in."""
@@ -87,7 +103,7 @@ AGENTOTEL_TEST_RUN_ID: Final = 'agentotel.test.run.id'
 """The test run the session was recorded in: one id for every session of one pytest run, stamped by agentotel's pytest plugin (`--agentotel-run-id` or AGENTOTEL_TEST_RUN_ID names it); `agentotel diff --run A --run B` compares two runs."""
 
 AGENTOTEL_USAGE_COST_AMOUNT: Final = 'agentotel.usage.cost.amount'
-"""Cost of one model call, mirroring the proposed gen_ai.usage.cost.amount."""
+"""Cost of one step: a model call's price, mirroring the proposed gen_ai.usage.cost.amount, or the cost the application gave a tool (AgentOps' `@tool(cost=...)`). Counted in the session's cost."""
 
 AGENTOTEL_USAGE_COST_CURRENCY: Final = 'agentotel.usage.cost.currency'
 """Currency of the cost amount (ISO 4217)."""
@@ -140,6 +156,9 @@ GEN_AI_AGENT_NAME: Final = 'gen_ai.agent.name'
 GEN_AI_COMPLETION: Final = 'gen_ai.completion'
 """The deprecated completion attribute (whole completion as text or JSON)."""
 
+GEN_AI_CONVERSATION_COMPACTED: Final = 'gen_ai.conversation.compacted'
+"""Set to true when the provider compacted the conversation (a compaction item in the input or output)."""
+
 GEN_AI_CONVERSATION_ID: Final = 'gen_ai.conversation.id'
 """The unique identifier for a conversation, set only when the application gives one."""
 
@@ -161,6 +180,7 @@ GEN_AI_OPERATION_NAME_VALUE_CREATE_AGENT: Final = 'create_agent'
 GEN_AI_OPERATION_NAME_VALUE_EXECUTE_TOOL: Final = 'execute_tool'
 GEN_AI_OPERATION_NAME_VALUE_INVOKE_WORKFLOW: Final = 'invoke_workflow'
 GEN_AI_OPERATION_NAME_VALUE_RETRIEVAL: Final = 'retrieval'
+GEN_AI_OPERATION_NAME_VALUE_FETCH_RESPONSE: Final = 'fetch_response'
 
 GEN_AI_OUTPUT_MESSAGES: Final = 'gen_ai.output.messages'
 """Messages returned by the model, as JSON (content capture only)."""
@@ -213,6 +233,9 @@ GEN_AI_REQUEST_STOP_SEQUENCES: Final = 'gen_ai.request.stop_sequences'
 GEN_AI_REQUEST_STREAM: Final = 'gen_ai.request.stream'
 """Whether the request asked for a streamed response."""
 
+GEN_AI_REQUEST_STREAM_CURSOR: Final = 'gen_ai.request.stream_cursor'
+"""The position a fetch of a streamed response resumes after (OpenAI's starting_after)."""
+
 GEN_AI_REQUEST_TEMPERATURE: Final = 'gen_ai.request.temperature'
 """The temperature setting for the GenAI request."""
 
@@ -230,6 +253,9 @@ GEN_AI_RESPONSE_ID: Final = 'gen_ai.response.id'
 
 GEN_AI_RESPONSE_MODEL: Final = 'gen_ai.response.model'
 """The name of the model that generated the response."""
+
+GEN_AI_RESPONSE_STATUS: Final = 'gen_ai.response.status'
+"""The lifecycle status of a fetched response (completed, incomplete, failed, queued, in_progress, ...)."""
 
 GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = 'gen_ai.response.time_to_first_chunk'
 """Seconds from the request to the first chunk of a streamed response."""
@@ -450,6 +476,8 @@ AttributeName = Literal[
     'agentotel.action.returns',
     'agentotel.action.type',
     'agentotel.content.truncated',
+    'agentotel.guardrail.spec',
+    'agentotel.operation.kind',
     'agentotel.response.tool_call.ids',
     'agentotel.response.tool_call.names',
     'agentotel.session.caller.id',
@@ -459,6 +487,7 @@ AttributeName = Literal[
     'agentotel.session.end_state_reason',
     'agentotel.session.error.count',
     'agentotel.session.llm_call.count',
+    'agentotel.session.metadata',
     'agentotel.session.parent.id',
     'agentotel.session.tags',
     'agentotel.session.tool_call.count',
@@ -486,6 +515,7 @@ AttributeName = Literal[
     'gen_ai.agent.id',
     'gen_ai.agent.name',
     'gen_ai.completion',
+    'gen_ai.conversation.compacted',
     'gen_ai.conversation.id',
     'gen_ai.embeddings.dimension.count',
     'gen_ai.input.messages',
@@ -503,12 +533,14 @@ AttributeName = Literal[
     'gen_ai.request.seed',
     'gen_ai.request.stop_sequences',
     'gen_ai.request.stream',
+    'gen_ai.request.stream_cursor',
     'gen_ai.request.temperature',
     'gen_ai.request.top_k',
     'gen_ai.request.top_p',
     'gen_ai.response.finish_reasons',
     'gen_ai.response.id',
     'gen_ai.response.model',
+    'gen_ai.response.status',
     'gen_ai.response.time_to_first_chunk',
     'gen_ai.system',
     'gen_ai.system_instructions',

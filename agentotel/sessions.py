@@ -227,13 +227,14 @@ class _Own:
 
 def _add_totals(into: dict[str, Any], more: dict[str, Any]) -> None:
     """Adds one session's totals (counts, tokens, cost) to another's. The sum has a cost only when both costs are
-    known (`recorded_cost`): a nested session with an unpriced model call makes its parent's cost unknown too."""
+    known (`recorded_cost`): a nested session with an unpriced model call makes its parent's cost unknown too. A
+    sum with no model call has a cost only when a tool declared one."""
     costs = [recorded_cost(t.get(_COST), t.get(_LLM_CALLS, 0)) for t in (into, more)]
     for key, value in more.items():
         if key != _COST and isinstance(value, (int, float)) and not isinstance(value, bool):
             into[key] = into.get(key, 0) + value
     into.pop(_COST, None)
-    if into.get(_LLM_CALLS) and costs[0] is not None and costs[1] is not None:
+    if costs[0] is not None and costs[1] is not None and (into.get(_LLM_CALLS) or costs[0] + costs[1]):
         into[_COST] = float(costs[0] + costs[1])
 
 
@@ -679,10 +680,13 @@ def session(
     *,
     tags: Iterable[str] | str | None = None,
     conversation_id: str | None = None,
+    **ignored: Any,
 ) -> Any:
     """A session around a block (`with agentotel.session("support", tags=[...]) as s:`) or around each call of a
     function (`@agentotel.session("support")`, sync or async). It ends `Success`, or `Fail` with the exception
-    as reason (the exception propagates unchanged), unless the code ended it first."""
+    as reason (the exception propagates unchanged), unless the code ended it first. AgentOps' other arguments of
+    its `@session` decorator (`version=`, ...) are accepted and ignored."""
+    del ignored
     if callable(name):
         return _SessionScope(None, tags, conversation_id)(name)
     return _SessionScope(name, tags, conversation_id)
