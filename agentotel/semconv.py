@@ -21,6 +21,28 @@ AGENTOTEL_ACTION_TYPE: Final = 'agentotel.action.type'
 AGENTOTEL_CONTENT_TRUNCATED: Final = 'agentotel.content.truncated'
 """True when a content attribute on the span was cut to the content length limit."""
 
+AGENTOTEL_E2E_TEST_FAILURE: Final = 'agentotel.e2e.test.failure'
+"""Why the end-to-end test failed, in one line (the exception's type and first line)."""
+
+AGENTOTEL_E2E_TEST_FRAMEWORK: Final = 'agentotel.e2e.test.framework'
+"""The test framework that ran the end-to-end test."""
+
+AGENTOTEL_E2E_TEST_FRAMEWORK_VALUE_PYTEST: Final = 'pytest'
+AGENTOTEL_E2E_TEST_FRAMEWORK_VALUE_ROBOT: Final = 'robot'
+
+AGENTOTEL_E2E_TEST_NAME: Final = 'agentotel.e2e.test.name'
+"""The end-to-end (browser) test that caused the session: its pytest node id or Robot Framework long name. On the test's own span (the root of the trace the browser's requests continue), and on the sessions of that trace when the test gathers them (`agentotel.testing.e2e`)."""
+
+AGENTOTEL_E2E_TEST_OUTCOME: Final = 'agentotel.e2e.test.outcome'
+"""How the end-to-end test that caused the session ended, known once the test ends."""
+
+AGENTOTEL_E2E_TEST_OUTCOME_VALUE_PASSED: Final = 'passed'
+AGENTOTEL_E2E_TEST_OUTCOME_VALUE_FAILED: Final = 'failed'
+AGENTOTEL_E2E_TEST_OUTCOME_VALUE_SKIPPED: Final = 'skipped'
+
+AGENTOTEL_E2E_TEST_SCREENSHOT: Final = 'agentotel.e2e.test.screenshot'
+"""The screenshot saved of the browser page when the end-to-end test failed (a path on the test's machine)."""
+
 AGENTOTEL_GUARDRAIL_SPEC: Final = 'agentotel.guardrail.spec'
 """What a guardrail checks, as `@guardrail(spec=...)` says."""
 
@@ -476,6 +498,11 @@ AttributeName = Literal[
     'agentotel.action.returns',
     'agentotel.action.type',
     'agentotel.content.truncated',
+    'agentotel.e2e.test.failure',
+    'agentotel.e2e.test.framework',
+    'agentotel.e2e.test.name',
+    'agentotel.e2e.test.outcome',
+    'agentotel.e2e.test.screenshot',
     'agentotel.guardrail.spec',
     'agentotel.operation.kind',
     'agentotel.response.tool_call.ids',

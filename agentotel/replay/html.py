@@ -33,6 +33,7 @@ from .text import (
     _short,
     depths,
     describe_inputs,
+    e2e_test_of,
     format_cost,
     format_offset,
     label,
@@ -309,6 +310,9 @@ def page_data(session: Session, *, back_url: str | None = None) -> dict[str, Any
     ]
     if session.dropped_events:
         stats.append(["Dropped", f"{session.dropped_events:,} events over the limit"])
+    caused = e2e_test_of(session)
+    if caused:
+        stats.append(["E2E test", caused])
     return {
         "version": 1,
         "session": {

@@ -311,6 +311,14 @@ def _llm_figures(event: Event) -> str:
     return f"Tokens: {event.input_tokens or 0} in / {event.output_tokens or 0} out | Cost: {format_cost(event.cost)}"
 
 
+def e2e_test_of(session: Session) -> str | None:
+    """The end-to-end test that caused the session, as its replays' header shows it (`NAME failed: why ·
+    screenshot PATH`; `agentotel.e2e.test.*` root attributes), or `None`."""
+    from ..testing.e2e import caused_by
+
+    return caused_by(session.root_attributes or {})
+
+
 def render_text(session: Session, *, width: int = 100) -> str:
     """The session as a text timeline: header, one entry per step (inputs, outputs, tokens, cost, error), the
     first failing step marked `← PROBLEM` with its traceback (the user's frames: agentotel's are hidden and
@@ -327,6 +335,9 @@ def render_text(session: Session, *, width: int = 100) -> str:
         lines.append(f"Reason: {session.end_state_reason}")
     if session.tags:
         lines.append(f"Tags: {', '.join(session.tags)}")
+    caused = e2e_test_of(session)
+    if caused:
+        lines.append(f"E2E test: {printable(caused)}")
     if session.dropped_events:
         lines.append(f"Dropped events: {session.dropped_events} (over the per-session limit)")
     lines.append("")

@@ -15,6 +15,8 @@
 - `--agentotel-update-baselines`: `assert_matches_baseline` writes baselines instead of comparing with them.
 - `@pytest.mark.agentotel_rerun(path)` and the `agentotel_rerun` fixture: the test re-runs the agent against a
   recorded session (`_rerun_pytest.py`).
+- The `e2e` fixture: a browser (Playwright) test linked to the agent sessions the web app ran for its requests,
+  and a failed E2E test's report naming them (`_e2e_pytest.py`, `e2e.py`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from ..model import FAIL, Session
 from . import run_stamps
 from .assertions import content_hint
 
-pytest_plugins = ["agentotel.testing._rerun_pytest"]
+pytest_plugins = ["agentotel.testing._rerun_pytest", "agentotel.testing._e2e_pytest"]
 
 _MAX_REPLAYS = 5
 _MAX_REASON = 300
