@@ -31,15 +31,34 @@ def test_charged_twice_without_an_account(page: Page, e2e, chat_app) -> None:
     expect(page.get_by_text("I have refunded the second payment")).to_be_visible(timeout=500)
 '''
 
+ATTACHED_BY_HAND = '''
+from playwright.sync_api import expect
+
+from agentotel.testing import assert_tool_called
+
+
+def test_a_context_made_by_hand(browser, e2e, chat_app) -> None:
+    """No `page` / `context` fixture: the test attaches the context it makes."""
+    context = browser.new_context()
+    e2e.attach(context)
+    page = context.new_page()
+    page.goto(chat_app.url)
+    page.get_by_label("Your message").fill("When are you open?")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_text("Our support team is available")).to_be_visible(timeout=5000)
+    assert_tool_called(e2e.session(), "classify_intent")
+    context.close()
+'''
+
 
 def test_the_example_passes_and_a_failing_copy_links_its_session(pytester: pytest.Pytester) -> None:
     for name in ("app.py", "chat.html", "conftest.py", "test_chat_e2e.py"):
         shutil.copy(EXAMPLE / name, pytester.path / name)
-    pytester.makepyfile(test_fails_on_purpose=FAILING)
+    pytester.makepyfile(test_fails_on_purpose=FAILING, test_attached_by_hand=ATTACHED_BY_HAND)
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", "--output", "artifacts", timeout=240
     )
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=2, failed=1)
     out = result.stdout.str()
     failing = "test_fails_on_purpose.py::test_charged_twice_without_an_account[chromium]"
 
@@ -59,6 +78,6 @@ def test_the_example_passes_and_a_failing_copy_links_its_session(pytester: pytes
 
     # The run's summary: the failed session, its replay naming the E2E test that caused it.
     summary = out[out.index("agentotel sessions ====") :]
-    assert "2 session(s), 1 failed" in summary
+    assert "3 session(s), 1 failed" in summary
     assert f"E2E test: {failing} failed: AssertionError: Locator expected to be visible · screenshot" in summary
     assert "fetch_customer_data   ← PROBLEM" in summary
