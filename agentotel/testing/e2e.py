@@ -32,6 +32,7 @@ to "no link" (logged at debug). Misuse (`attach` of something that is not a brow
 
 from __future__ import annotations
 
+import inspect
 import logging
 import shlex
 import threading
@@ -153,13 +154,17 @@ class E2ETest:
         return carrier
 
     def attach(self, context: Any) -> None:
-        """Sets `headers()` as extra HTTP headers on a Playwright `BrowserContext` (sync or async API: every page
-        of the context sends them with every request) and remembers it, to screenshot its pages when the test
-        fails. Replaces the extra headers set on the context before (`set_extra_http_headers` keeps one set).
-        Raises `TypeError` for anything that is not a browser context."""
+        """Sets `headers()` as extra HTTP headers on a Playwright `BrowserContext` of the sync API (every page of
+        the context sends them with every request) and remembers it, to screenshot its pages when the test fails.
+        Replaces the extra headers set on the context before (`set_extra_http_headers` keeps one set). Raises
+        `TypeError` for anything that is not a sync browser context (with the async API:
+        `await context.set_extra_http_headers(e2e.headers())`)."""
         setter = getattr(context, "set_extra_http_headers", None)
-        if not callable(setter) or not hasattr(context, "pages"):
-            raise TypeError(f"attach() takes a Playwright BrowserContext, not {type(context).__name__}")
+        if not callable(setter) or not hasattr(context, "pages") or inspect.iscoroutinefunction(setter):
+            raise TypeError(
+                f"attach() takes a Playwright BrowserContext of the sync API, not {type(context).__name__} "
+                "(async API: await context.set_extra_http_headers(e2e.headers()))"
+            )
         headers = self.headers()
         if headers:
             setter(headers)
@@ -277,22 +282,24 @@ class E2ETest:
         """(the ended top-level sessions of the trace, live and from the source; whether any is still running)."""
         if self.trace_id == _NO_TRACE:
             return [], False
-        from ..live import registry
-
         with self._lock:
             found = {s.id: _Found(s, None) for s in self._live.values()}
-        running = False
-        try:
-            active = [s for s in registry.active() if s.trace_id == self.trace_id]
-            running = any(s.id not in found for s in active)
-        except Exception:
-            log.debug("Could not list the running sessions", exc_info=True)
+        running = self._running_live()
         location = self._source_location()
         if location is not None:
             running = self._read_source(location, found) or running
         ordered = sorted(found.values(), key=lambda one: one.session.start_ns)
         ids = {one.session.id for one in ordered}
         return [one for one in ordered if one.session.parent_id not in ids], running
+
+    def _running_live(self) -> bool:
+        """Whether a session of the test's trace is running in this process."""
+        try:
+            from ..live import registry
+
+            return any(s.trace_id == self.trace_id for s in registry.active())
+        except Exception:
+            return False
 
     def _read_source(self, location: str, found: dict[str, _Found]) -> bool:
         """Adds the sessions of the trace that `location` holds and `found` does not; whether one of them is still
@@ -342,8 +349,8 @@ class E2ETest:
     ) -> list[Session]:
         """Records how the test ended (`passed`, `failed` or `skipped`; why it failed; a screenshot's path) on its
         span and on the sessions it caused, gathered again (waiting up to `timeout`: by default `REPORT_TIMEOUT`
-        for a failed test, none for another). A failed test's HTML replays are written to `artifacts_dir`. Returns
-        the sessions. Never raises."""
+        for a failed test while a session of its trace runs here or a source is read, else none). A failed test's
+        HTML replays are written to `artifacts_dir`. Returns the sessions. Never raises."""
         try:
             self.outcome = outcome if outcome in OUTCOMES else FAILED
             self.failure = failure
@@ -355,6 +362,8 @@ class E2ETest:
                 attributes[sc.AGENTOTEL_E2E_TEST_SCREENSHOT] = self.screenshot
             self._span.set_attributes(attributes)
             wait = timeout if timeout is not None else (REPORT_TIMEOUT if self.outcome == FAILED else 0.0)
+            if timeout is None and self._source_location() is None and not self._running_live():
+                wait = 0.0  # nothing runs in the trace here and nothing else is read: nothing more can come
             sessions = self.sessions(timeout=wait)
             if self.outcome == FAILED and self.artifacts_dir is not None:
                 self._write_html(sessions)
