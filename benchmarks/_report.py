@@ -20,7 +20,9 @@ FRAMEWORK_ORDER = {
 }
 PEER_ORDER = {
     peer: i
-    for i, peer in enumerate(("agentotel", "otel-openai-v2", "traceloop", "openinference", "openlit", "agentops"))
+    for i, peer in enumerate(
+        ("agentotel", "otel-openai-v2", "otel-genai-openai", "traceloop", "openinference", "openlit", "agentops")
+    )
 }
 STEP_FLOOR = {"agentotel+content": "floor+content"}
 """The floor each step case is compared with (the bare span, unless named here)."""

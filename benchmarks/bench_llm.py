@@ -63,6 +63,16 @@ def _otel_v2(provider: TracerProvider, content: bool) -> str:
     return ""
 
 
+def _otel_genai(provider: TracerProvider, content: bool) -> str:
+    # The successor of openai-v2 (on opentelemetry-util-genai 1.3): the latest GenAI conventions are its only ones
+    # (it reads no OTEL_SEMCONV_STABILITY_OPT_IN); content on the span, no events, as for the v2 above.
+    os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "span_only" if content else "no_content"
+    from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
+
+    OpenAIInstrumentor().instrument(tracer_provider=provider)
+    return ""
+
+
 def _traceloop(provider: TracerProvider, content: bool) -> str:
     os.environ["TRACELOOP_TRACE_CONTENT"] = "true" if content else "false"
     from opentelemetry.instrumentation.openai import OpenAIInstrumentor
@@ -109,6 +119,7 @@ def _agentops(provider: TracerProvider, content: bool) -> str:
 SETUPS: dict[str, Setup] = {
     "agentotel": _agentotel,
     "otel-openai-v2": _otel_v2,
+    "otel-genai-openai": _otel_genai,
     "traceloop": _traceloop,
     "openinference": _openinference,
     "openlit": _openlit,
@@ -117,6 +128,7 @@ SETUPS: dict[str, Setup] = {
 PACKAGES = {
     "agentotel": "agentotel",
     "otel-openai-v2": "opentelemetry-instrumentation-openai-v2",
+    "otel-genai-openai": "opentelemetry-instrumentation-genai-openai",
     "traceloop": "opentelemetry-instrumentation-openai",
     "openinference": "openinference-instrumentation-openai",
     "openlit": "openlit",

@@ -51,7 +51,15 @@ MAIN_SCENARIOS = SCENARIOS[:6]
 """The scenarios of the README's main results block (the framework scenarios have a block of their own)."""
 FRAMEWORKS = ("langchain", "openai-agents", "pydantic-ai", "crewai", "google-adk")
 FRAMEWORK_PEERS = ("agentotel", "openinference")
-LLM_PEERS = ("agentotel", "otel-openai-v2", "traceloop", "openinference", "openlit", "agentops")
+LLM_PEERS = (
+    "agentotel",
+    "otel-openai-v2",
+    "otel-genai-openai",
+    "traceloop",
+    "openinference",
+    "openlit",
+    "agentops",
+)
 STEP_PEERS = ("agentotel", "agentops", "traceloop")
 RESULTS = HERE / "results" / "latest.json"
 

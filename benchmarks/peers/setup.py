@@ -79,6 +79,14 @@ PEERS: dict[str, Peer] = {
             note="2.4b0 imports httpx and fails to import with opentelemetry-util-genai 1.3b0 (needs 1.1b0)",
         ),
         Peer(
+            "otel-genai-openai",
+            ("opentelemetry-instrumentation-genai-openai==1.3b0", "httpx"),
+            note=(
+                "the successor of opentelemetry-instrumentation-openai-v2: needs opentelemetry-util-genai 1.3 (which "
+                "breaks openai-v2 2.4b0), hence a venv of its own"
+            ),
+        ),
+        Peer(
             "traceloop",
             (f"opentelemetry-instrumentation-openai=={OPENLLMETRY_VERSION}", *TRACELOOP_SDK_DEPENDENCIES),
             no_deps=(
