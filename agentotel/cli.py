@@ -525,7 +525,12 @@ def tally_figures(
     judged = tally.judged
     if judged < min_sessions:
         problems.append(f"only {judged} ended sessions, fewer than --min-sessions {min_sessions}")
-    if max_failure_rate is not None and tally.sessions and not judged:
+    if max_failure_rate is not None and not tally.sessions and coverage.in_window > coverage.examined:
+        problems.append(
+            f"no session of the window was examined ({coverage.line().removeprefix('Coverage: ')}), so there is "
+            "no failure rate to check"
+        )
+    elif max_failure_rate is not None and tally.sessions and not judged:
         problems.append(
             f"none of the {_many(tally.sessions, 'session')} has ended, so there is no failure rate to check (still "
             f"running, or crashed less than --running-grace {format_duration(running_grace.total_seconds())} ago)"

@@ -8,8 +8,14 @@ time window, `last`, trace ids given with or without leading zeros, prefixes, su
 Options every backend location takes (`jaeger+http://host:16686?lookback=7d&limit=200`):
 - `lookback`: how far back lists and searches reach when no `since` is given (`24h` by default; `90m`, `7d`,
   or seconds); a session looked up by its id is searched over at least 7 days;
-- `limit`: how many traces one search fetches at most (100 by default);
+- `limit`: how many traces a search for one session id (or `last`) fetches at most (100 by default);
+- `page_size`: how many traces one request of a list or a `check` asks for (`DEFAULT_PAGE_SIZE`, or the
+  backend's own); `max_sessions`: where such a scan stops (1,000,000 by default; "at least" is said then);
 - `timeout` (seconds) and `max_bytes`: see `_http`.
+
+Lists and `check` read every session of the window (`scan`): windows walked from the newest, each asked for up
+to `page_size` traces and narrowed while it answers that many (`_scan.WindowScan`), so the figures are exact
+unless one of the backend's narrowest windows holds more than a page, which the coverage then says.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from . import (
     tags_of,
 )
 from ._http import Location, parse_location
+from ._scan import Progress, Scan, WindowPage, WindowScan
 
 __all__ = ["DEFAULT_LOOKBACK", "ID_LOOKBACK", "RemoteSource", "dedupe", "parse_duration", "redacted", "trace_id_of"]
 
@@ -49,6 +56,21 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _MAX_LOOKBACK_S = 100 * 365.25 * 86400  # a window reaching back past 1970 has nothing, and overflows dates
 _MAX_SEARCH_LIMIT = 1_000_000
+DEFAULT_PAGE_SIZE = 500
+DEFAULT_MAX_SESSIONS = 1_000_000
+
+
+def _whole_number(text: str | None, name: str, default: int, *, most: int = _MAX_SEARCH_LIMIT) -> int:
+    """A location's whole-number option (1 to `most`), else `default`. Raises `SourceError`."""
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise SourceError(f"{name} must be a whole number, not {text!r}") from None
+    if not 1 <= value <= most:
+        raise SourceError(f"{name} must be a whole number from 1 to {most:,}, not {text!r}")
+    return value
 
 
 def parse_duration(text: str) -> timedelta:
@@ -96,6 +118,10 @@ class RemoteSource(SpanSource):
     what: ClassVar[str] = "backend"
     """The backend's name, for messages."""
     scheme: ClassVar[str] = ""
+    page_size_default: ClassVar[int] = DEFAULT_PAGE_SIZE
+    resolution_ns: ClassVar[int] = 1000
+    """The narrowest time window the backend's search tells apart (µs, Tempo's a second)."""
+    counted_by: ClassVar[str] = "every trace of the window fetched, paged by time"
 
     def __init__(self, location: str) -> None:
         self.where: Location = parse_location(location, self.scheme)
@@ -109,6 +135,10 @@ class RemoteSource(SpanSource):
             raise SourceError(f"limit must be a whole number, not {limit!r}") from None
         if not 1 <= self.search_limit <= _MAX_SEARCH_LIMIT:
             raise SourceError(f"limit must be a whole number from 1 to {_MAX_SEARCH_LIMIT:,}, not {limit!r}")
+        self.page_size = _whole_number(self.where.option("page_size"), "page_size", self.page_size_default)
+        self.max_sessions = _whole_number(
+            self.where.option("max_sessions"), "max_sessions", DEFAULT_MAX_SESSIONS, most=2**62
+        )
 
     # what a backend answers ----------------------------------------------------------------------------------
 
@@ -125,6 +155,77 @@ class RemoteSource(SpanSource):
 
     # SpanSource ----------------------------------------------------------------------------------------------
 
+    def window_page(
+        self,
+        query: Mapping[str, str],
+        *,
+        start_ns: int,
+        end_ns: int,
+        limit: int,
+        tags: Sequence[str] = (),
+        service: str | None = None,
+    ) -> WindowPage:
+        """The backend's answer for the traces that hold a span with these attribute values and started in
+        [start_ns, end_ns): how many traces it answered (`raw`, what its limit counts) and each trace's sessions.
+        `tags` and `service` may be pushed down to the backend (they are checked again here). This default
+        searches with `find_records` and rebuilds each trace (`build_sessions`); a backend that can give the
+        root spans' totals without the traces overrides it. Raises `SourceError`."""
+        records = dedupe(self.find_records(query, start_ns=start_ns, end_ns=max(start_ns, end_ns - 1), limit=limit))
+        by_trace: dict[str, list[SpanRecord]] = {}
+        for record in records:
+            by_trace.setdefault(record.trace_id, []).append(record)
+        traces: list[tuple[int, list[SessionSummary]]] = []
+        for spans in by_trace.values():
+            sessions = build_sessions(spans, include_traces_without_session=False)
+            if sessions:
+                traces.append((min(s.start_ns for s in sessions), [SessionSummary.from_session(s) for s in sessions]))
+        return WindowPage(raw=self._answered(len(by_trace)), traces=traces)
+
+    def _answered(self, traces: int) -> int:
+        """How many traces the last search answered, as its limit counts them (per request; Jaeger's per
+        service)."""
+        return traces
+
+    def scan(
+        self,
+        *,
+        since: datetime | timedelta | int | None = None,
+        tag: str | Sequence[str] | None = None,
+        state: str | None = None,
+        service: str | None = None,
+        progress: Progress | None = None,
+    ) -> Scan:
+        """Every session of the window, newest first: the window paged by time (`WindowScan`), each trace's
+        sessions kept when they pass the filters and the trace started in the page's window."""
+        bound, tags, wanted = since_ns(since), tags_of(tag), normalise_state(state)
+        start, end = self._window(bound)
+        query = {sc.AGENTOTEL_STEP_KIND: KIND_SESSION}
+        if wanted is not None:
+            query[sc.AGENTOTEL_SESSION_END_STATE] = wanted
+
+        def search(low: int, high: int, limit: int) -> WindowPage:
+            page = self.window_page(query, start_ns=low, end_ns=high, limit=limit, tags=tags, service=service)
+            kept: list[tuple[int, list[SessionSummary]]] = []
+            for first, summaries in page.traces:
+                if not low <= first < high:
+                    continue  # a trace that started in another page's window is counted there
+                chosen = [s for s in summaries if matches(s, bound, tags, wanted, service)]
+                if chosen:
+                    kept.append((first, chosen))
+            return WindowPage(raw=page.raw, traces=kept, missing=page.missing)
+
+        return WindowScan(
+            search,
+            start_ns=start,
+            end_ns=end,
+            page=self.page_size,
+            resolution_ns=self.resolution_ns,
+            what=self.what,
+            counted_by=self.counted_by,
+            max_sessions=self.max_sessions,
+            progress=progress,
+        ).scan()
+
     def sessions(
         self,
         *,
@@ -134,12 +235,10 @@ class RemoteSource(SpanSource):
         limit: int | None = None,
         service: str | None = None,
     ) -> list[SessionSummary]:
-        bound, tags, wanted = since_ns(since), tags_of(tag), normalise_state(state)
-        found = self._recent_sessions(bound, wanted)
-        summaries = [SessionSummary.from_session(s) for s in found]  # the service its root span's process names
-        summaries = [s for s in summaries if matches(s, bound, tags, wanted, service)]
-        summaries.sort(key=lambda s: s.start_ns, reverse=True)
-        return summaries if limit is None else summaries[: max(0, limit)]
+        """Newest first, read a page at a time until `limit` are found (`scan`): a short list asks for the newest
+        window only."""
+        found = self.scan(since=since, tag=tag, state=state, service=service)
+        return found.summaries(None if limit is None else max(0, limit))
 
     def session(self, ref: str) -> Session:
         ref = checked_ref(ref)

@@ -64,10 +64,14 @@ def open_source(location: str) -> JaegerSource:
 
 
 class JaegerSource(RemoteSource):
-    """Sessions in a Jaeger query service (api_v3 or the legacy API, found out on first use)."""
+    """Sessions in a Jaeger query service (api_v3 or the legacy API, found out on first use). Jaeger cannot
+    aggregate nor give root spans alone: a list or `check` fetches every trace of the window, `page_size` (100)
+    at a time, by time windows; exact unless one µs holds more than a page."""
 
     what = "Jaeger"
     scheme = "jaeger"
+    page_size_default = 100
+    counted_by = "every trace of the window fetched from Jaeger, paged by time"
 
     def __init__(self, location: str) -> None:
         super().__init__(location)
@@ -75,6 +79,7 @@ class JaegerSource(RemoteSource):
         services = self.where.option("service", "AGENTOTEL_JAEGER_SERVICE")
         self._services = [s.strip() for s in services.split(",") if s.strip()] if services else None
         self._api: Literal["v3", "legacy"] | None = None
+        self._most_answered = 0
 
     @property
     def api(self) -> Literal["v3", "legacy"]:
@@ -131,6 +136,7 @@ class JaegerSource(RemoteSource):
     ) -> list[SpanRecord]:
         records: list[SpanRecord] = []
         traces: set[str] = set()
+        self._most_answered = 0
         for service in self.services():
             if len(traces) >= limit:
                 break
@@ -156,10 +162,17 @@ class JaegerSource(RemoteSource):
                 reply = self.client.get("/api/traces", params)
             if reply.status == 404:  # "No traces found"
                 continue
+            answered: set[str] = set()
             for record in self._records(reply):
+                answered.add(record.trace_id)
                 traces.add(record.trace_id)
                 records.append(record)
+            self._most_answered = max(self._most_answered, len(answered))
         return records
+
+    def _answered(self, traces: int) -> int:
+        # The limit is per service: a search is full when one service's answer is.
+        return self._most_answered
 
     def _records(self, reply: Reply) -> list[SpanRecord]:
         self.client.check(reply)

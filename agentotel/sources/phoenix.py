@@ -28,9 +28,10 @@ from typing import Any
 from .. import semconv as sc
 from ..conventions import is_content_event
 from ..records import ExceptionInfo, SpanRecord, with_event_content
-from . import SourceError
+from . import SessionSummary, SourceError
 from ._http import HttpClient, Params
 from ._remote import RemoteSource
+from ._scan import WindowPage
 
 __all__ = ["PhoenixSource", "open_source", "record_from_phoenix_span"]
 
@@ -52,6 +53,8 @@ class PhoenixSource(RemoteSource):
 
     what = "Phoenix"
     scheme = "phoenix"
+    counted_by = "root spans of the window from Phoenix's span query, paged"
+    page_size_default = 1000
 
     def __init__(self, location: str) -> None:
         super().__init__(location)
@@ -97,6 +100,35 @@ class PhoenixSource(RemoteSource):
             if len(trace_ids) >= limit:
                 break
         return self._spans_of_traces(trace_ids)
+
+    def window_page(
+        self,
+        query: Mapping[str, str],
+        *,
+        start_ns: int,
+        end_ns: int,
+        limit: int,
+        tags: Sequence[str] = (),
+        service: str | None = None,
+    ) -> WindowPage:
+        """The session root spans of the window (Phoenix's span query filtered by attribute: no trace fetched),
+        cursor-paged up to `limit` traces; each one's summary read from its root span's totals."""
+        filters = [f"{key}:{json.dumps(value)}" for key, value in query.items()]
+        window: Params = {"start_time": _iso(start_ns), "end_time": _iso(end_ns), "attribute": filters}
+        by_trace: dict[str, list[SessionSummary]] = {}
+        for project in self.projects():
+            for span in self._spans(project, window):
+                try:
+                    record = record_from_phoenix_span(span)
+                except (ValueError, TypeError, KeyError) as error:
+                    raise SourceError(f"{self.client.where} gave a span that cannot be read: {error}") from None
+                if record.trace_id not in by_trace and len(by_trace) >= limit:
+                    break
+                by_trace.setdefault(record.trace_id, []).append(SessionSummary.from_root(record))
+            if len(by_trace) >= limit:
+                break
+        traces = [(min(s.start_ns for s in found), found) for found in by_trace.values()]
+        return WindowPage(raw=len(by_trace), traces=traces)
 
     # internals ---------------------------------------------------------------------------------------------------
 

@@ -7,6 +7,13 @@
 - A search: TraceQL, `GET /api/search?q={ span.session.id = "…" }&start=&end=&limit=` (unix seconds), answers
   `{"traces": [{"traceID", "rootServiceName", "startTimeUnixNano", ...}]}` with trace ids that may lack leading
   zeros; each trace found is then fetched by id.
+- Lists and `check` (`window_page`): one TraceQL search per time window, `{ span.agentotel.step.kind = "session"
+  ... } | select(span.session.id, span.agentotel.session.end_state, span.agentotel.session.cost.amount, ...)`:
+  each trace's `spanSets[].spans[]` carry the session root spans' selected attributes (`{"key", "value":
+  {"stringValue"|"intValue"|"doubleValue"|"boolValue"|"arrayValue"}}`), `startTimeUnixNano`, `durationNanos`,
+  so a summary is read from the root span alone, no trace fetched. Tempo's search has no cursor and takes "the
+  first N results" of a window (`limit`), so `_remote`'s window paging narrows windows (to a second, Tempo's
+  resolution) until each answers fewer than `page_size` (1,000).
 - Multi-tenant Tempo: the tenant goes in the `X-Scope-OrgID` header, from `?tenant=` in the location or the
   `AGENTOTEL_TEMPO_TENANT` variable. Basic auth (Grafana Cloud): `tempo+https://user:token@host`.
 """
@@ -16,13 +23,15 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .. import semconv as sc
 from ..records import SpanRecord
-from . import SourceError
+from . import SessionSummary, SourceError
 from ._http import HttpClient, Reply
 from ._remote import RemoteSource
+from ._scan import WindowPage
 from .otlp_json import records_from_otlp_json
 
 __all__ = ["TempoSource", "open_source", "records_from_tempo_json", "traceql_equals"]
@@ -37,13 +46,38 @@ def open_source(location: str) -> TempoSource:
     return TempoSource(location)
 
 
-def traceql_equals(attributes: Mapping[str, str]) -> str:
-    """A TraceQL spanset filter matching spans whose attributes have all these (string) values."""
-    terms = []
-    for key, value in attributes.items():
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        terms.append(f'span.{key} = "{escaped}"')
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def traceql_equals(attributes: Mapping[str, str], *, resource: Mapping[str, str] | None = None) -> str:
+    """A TraceQL spanset filter matching spans whose attributes have all these (string) values (and whose
+    resource has these)."""
+    terms = [f"span.{key} = {_quoted(value)}" for key, value in attributes.items()]
+    terms += [f"resource.{key} = {_quoted(value)}" for key, value in (resource or {}).items()]
     return "{ " + " && ".join(terms) + " }"
+
+
+SELECTED = (
+    sc.SESSION_ID,
+    sc.GEN_AI_AGENT_NAME,
+    sc.AGENTOTEL_STEP_KIND,
+    sc.AGENTOTEL_SESSION_TAGS,
+    sc.AGENTOTEL_SESSION_PARENT_ID,
+    sc.AGENTOTEL_SESSION_END_STATE,
+    sc.AGENTOTEL_SESSION_END_STATE_REASON,
+    sc.AGENTOTEL_SESSION_COST_AMOUNT,
+    sc.AGENTOTEL_SESSION_USAGE_INPUT_TOKENS,
+    sc.AGENTOTEL_SESSION_USAGE_OUTPUT_TOKENS,
+    sc.AGENTOTEL_SESSION_LLM_CALL_COUNT,
+    sc.AGENTOTEL_SESSION_TOOL_CALL_COUNT,
+    sc.AGENTOTEL_SESSION_ERROR_COUNT,
+)
+"""The session root span's attributes a list search selects: what a `SessionSummary` is read from."""
+SELECT = "select(" + ", ".join([*(f"span.{key}" for key in SELECTED), "resource.service.name", "status", "name"]) + ")"
+SPANS_PER_TRACE = 100
+"""`spss`: the most session root spans one trace's result carries (nested sessions); more are said as missing."""
+_SERVICE = "service.name"
 
 
 class TempoSource(RemoteSource):
@@ -51,6 +85,9 @@ class TempoSource(RemoteSource):
 
     what = "Tempo"
     scheme = "tempo"
+    page_size_default = 1000
+    resolution_ns = 1_000_000_000  # search windows are whole unix seconds
+    counted_by = "root spans' attributes selected by TraceQL search, paged by time"
 
     def __init__(self, location: str) -> None:
         super().__init__(location)
@@ -114,6 +151,62 @@ class TempoSource(RemoteSource):
             records.extend(self.trace_records(trace_id) or [])
         return records
 
+    def window_page(
+        self,
+        query: Mapping[str, str],
+        *,
+        start_ns: int,
+        end_ns: int,
+        limit: int,
+        tags: Sequence[str] = (),
+        service: str | None = None,
+    ) -> WindowPage:
+        """One TraceQL search of the window with the root spans' attributes selected (see the module's
+        docstring): the tags and service pushed down into the query. Raises `SourceError`."""
+        terms = dict(query)
+        traceql = traceql_equals(terms, resource={_SERVICE: service} if service is not None else None)
+        for tag in tags:  # TraceQL's = on an array attribute matches an element
+            traceql = traceql[:-2] + f" && span.{sc.AGENTOTEL_SESSION_TAGS} = {_quoted(tag)} }}"
+        params: dict[str, str | int] = {
+            "q": f"{traceql} | {SELECT}",
+            "start": start_ns // 1_000_000_000,
+            "end": max(start_ns // 1_000_000_000 + 1, math.ceil(end_ns / 1_000_000_000)),
+            "limit": limit,
+            "spss": SPANS_PER_TRACE,
+        }
+        document = self.client.get_json("/api/search", params)
+        traces = document.get("traces") if isinstance(document, Mapping) else None
+        if traces is None:
+            return WindowPage(raw=0, traces=[])
+        if not isinstance(traces, list):
+            raise SourceError(f"{self.client.where} answered GET /api/search with traces that are not a list")
+        found: dict[str, list[SessionSummary]] = {}
+        missing = 0
+        for trace in traces:
+            if not isinstance(trace, Mapping):
+                continue
+            trace_id = _hex_trace_id(trace.get("traceID"))
+            if trace_id is None:
+                continue
+            summaries = found.setdefault(trace_id, [])
+            seen = {s.span_id for s in summaries}
+            sets = trace.get("spanSets") or ([trace["spanSet"]] if isinstance(trace.get("spanSet"), Mapping) else [])
+            for spanset in sets if isinstance(sets, list) else []:
+                if not isinstance(spanset, Mapping):
+                    continue
+                spans = spanset.get("spans") or []
+                matched = spanset.get("matched")
+                if isinstance(matched, int) and isinstance(spans, list) and matched > len(spans):
+                    missing += matched - len(spans)
+                for span in spans if isinstance(spans, list) else []:
+                    record = _selected_record(trace_id, span)
+                    if record is None or record.span_id in seen:
+                        continue
+                    seen.add(record.span_id)
+                    summaries.append(SessionSummary.from_root(record))
+        pages = [(min(s.start_ns for s in summaries), summaries) for summaries in found.values() if summaries]
+        return WindowPage(raw=len(found), traces=pages, missing=missing)
+
     def _records(self, reply: Reply) -> list[SpanRecord]:
         self.client.check(reply)
         document = self.client.parse(reply)
@@ -123,6 +216,70 @@ class TempoSource(RemoteSource):
             raise SourceError(
                 f"{self.client.where} answered {reply.request} with a trace that cannot be read: {error}"
             ) from None
+
+
+def _any_value(value: Any) -> Any:
+    """The value of an OTLP JSON `AnyValue` (`{"stringValue": ...}`, 64-bit integers as text, arrays)."""
+    if not isinstance(value, Mapping):
+        return None
+    if "stringValue" in value:
+        return str(value["stringValue"])
+    if "intValue" in value:
+        try:
+            return int(value["intValue"])
+        except (TypeError, ValueError):
+            return None
+    if "doubleValue" in value:
+        try:
+            return float(value["doubleValue"])
+        except (TypeError, ValueError):
+            return None
+    if "boolValue" in value:
+        return bool(value["boolValue"])
+    if "arrayValue" in value:
+        items = value["arrayValue"].get("values") if isinstance(value["arrayValue"], Mapping) else None
+        return [_any_value(item) for item in items or []]
+    return None
+
+
+def _selected_record(trace_id: str, span: Any) -> SpanRecord | None:
+    """A session root span as a search result gives it (`spanID`, times, the selected attributes) as a record
+    of that span alone; `None` for one that is not a session's or cannot be read."""
+    if not isinstance(span, Mapping):
+        return None
+    span_id = _normal_id(span.get("spanID"), 8)
+    if not isinstance(span_id, str) or len(span_id) != 16 or not set(span_id) <= _HEX:
+        return None
+    attributes: dict[str, Any] = {}
+    for item in span.get("attributes") or []:
+        if isinstance(item, Mapping) and isinstance(item.get("key"), str):
+            key = item["key"].removeprefix("span.").removeprefix("resource.")
+            attributes[key] = _any_value(item.get("value"))
+    try:
+        start = int(span.get("startTimeUnixNano") or 0)
+        duration = span.get("durationNanos")
+        end = None if duration is None else start + int(duration)
+    except (TypeError, ValueError):
+        return None
+    service = attributes.pop(_SERVICE, None)
+    status = str(attributes.pop("status", "") or "").lower()
+    name = span.get("name") or attributes.pop("name", None) or ""
+    attributes.pop("name", None)
+    if attributes.get(sc.SESSION_ID) is None:
+        return None
+    attributes.setdefault(sc.AGENTOTEL_STEP_KIND, "session")
+    return SpanRecord(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=None,
+        name=str(name),
+        kind="INTERNAL",
+        start_ns=start,
+        end_ns=end,
+        attributes={k: v for k, v in attributes.items() if v is not None},
+        status_code="ERROR" if status == "error" else "OK" if status == "ok" else "UNSET",
+        service_name=None if service is None else str(service),
+    )
 
 
 def _hex_trace_id(value: Any) -> str | None:

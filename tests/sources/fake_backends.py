@@ -258,7 +258,12 @@ class SpanStore:
 
     def trace(self, trace_id: str) -> list[ReadableSpan]:
         wanted = trace_id.lower().rjust(32, "0")
-        return [s for s in self.spans if trace_hex(s) == wanted]
+        if getattr(self, "_indexed", -1) != len(self.spans):  # an index, rebuilt when spans were added
+            self._by_trace: dict[str, list[ReadableSpan]] = {}
+            for span in self.spans:
+                self._by_trace.setdefault(trace_hex(span), []).append(span)
+            self._indexed = len(self.spans)
+        return list(self._by_trace.get(wanted, []))
 
     def services(self) -> list[str]:
         return sorted({service_of(s) for s in self.spans})
@@ -281,10 +286,57 @@ class SpanStore:
             if end_ns is not None and span.start_time > end_ns:
                 continue
             span_attributes = span.attributes or {}
-            if all(k in span_attributes and str(span_attributes[k]) == str(v) for k, v in attributes.items()):
+            if all(k in span_attributes and _equals(span_attributes[k], v) for k, v in attributes.items()):
                 trace_id = trace_hex(span)
                 found[trace_id] = max(found.get(trace_id, 0), span.start_time)
         return [t for t, _ in sorted(found.items(), key=lambda item: item[1], reverse=True)]
+
+
+def _equals(value: Any, wanted: Any) -> bool:
+    """An attribute compared with a search value as text; an array matches when an element does (TraceQL)."""
+    if isinstance(value, (list, tuple)):
+        return any(str(item) == str(wanted) for item in value)
+    return str(value) == str(wanted)
+
+
+def any_value(value: Any) -> dict[str, Any]:
+    """An attribute value in protobuf's JSON mapping of OTLP's AnyValue (int64 as text), as Tempo answers it."""
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, (list, tuple)):
+        return {"arrayValue": {"values": [any_value(v) for v in value]}}
+    return {"stringValue": str(value)}
+
+
+@dataclass
+class RootSpan:
+    """A session root span as a Tempo at volume holds it: only what a search with `select(...)` gives back."""
+
+    trace_id: str
+    span_id: str
+    name: str
+    start_ns: int
+    duration_ns: int
+    service: str
+    status: str  # "error", "ok", "unset"
+    attributes: dict[str, Any]
+
+
+class RootTable:
+    """Many sessions' root spans sorted by start, searched by window with bisect (a fake Tempo at volume)."""
+
+    def __init__(self, roots: Iterable[RootSpan]) -> None:
+        self.roots = sorted(roots, key=lambda r: r.start_ns)
+        self.starts = [r.start_ns for r in self.roots]
+
+    def window(self, start_ns: int, end_ns: int) -> list[RootSpan]:
+        import bisect
+
+        return self.roots[bisect.bisect_left(self.starts, start_ns) : bisect.bisect_right(self.starts, end_ns)]
 
 
 def _rfc3339_ns(text: str) -> int:
@@ -365,18 +417,34 @@ class FakeJaeger(FakeServer):
         return json_response(document)
 
 
-_TRACEQL_TERM = re.compile(r'span\.([A-Za-z0-9_.]+)\s*=\s*"((?:[^"\\]|\\.)*)"')
+_TRACEQL_TERM = re.compile(r'(span|resource)\.([A-Za-z0-9_.]+)\s*=\s*"((?:[^"\\]|\\.)*)"')
+_TRACEQL_SELECT = re.compile(r"\|\s*select\(([^)]*)\)\s*$")
 
 
 class FakeTempo(FakeServer):
-    """Tempo's query frontend: trace by id (v2 unless `v2=False`) and TraceQL search of `{ span.k = "v" && ... }`.
-    With `tenant`, every request must carry `X-Scope-OrgID: tenant` (else 401, as a multi-tenant Tempo)."""
+    """Tempo's query frontend: trace by id (v2 unless `v2=False`) and TraceQL search of
+    `{ span.k = "v" && resource.k = "v" ... } | select(span.a, resource.b, status, name)`, answering the first
+    `limit` traces of the window with each trace's matched spans (at most `spss`, `matched` their number) and
+    the selected attributes, as Tempo's API documents. With `tenant`, every request must carry
+    `X-Scope-OrgID: tenant` (else 401, as a multi-tenant Tempo). At volume, `roots` (a `RootTable`) holds
+    session root spans only, searched by bisect. `fail_after` searches answered, the next ones get HTTP 503."""
 
-    def __init__(self, spans: Iterable[ReadableSpan] = (), *, v2: bool = True, tenant: str | None = None) -> None:
+    def __init__(
+        self,
+        spans: Iterable[ReadableSpan] = (),
+        *,
+        v2: bool = True,
+        tenant: str | None = None,
+        roots: RootTable | None = None,
+        fail_after: int | None = None,
+    ) -> None:
         super().__init__()
         self.store = SpanStore(spans)
         self.v2 = v2
         self.tenant = tenant
+        self.roots = roots
+        self.fail_after = fail_after
+        self.searches = 0
 
     def handle(self, request: Request) -> Response:
         if self.tenant is not None and request.headers.get("x-scope-orgid") != self.tenant:
@@ -394,22 +462,40 @@ class FakeTempo(FakeServer):
                 return Response(404, "trace not found", "text/plain")
             return json_response({"batches": otlp_protobuf_json(spans)["resourceSpans"]})
         if request.path == "/api/search":
+            self.searches += 1
+            if self.fail_after is not None and self.searches > self.fail_after:
+                return Response(503, "too many outstanding requests", "text/plain")
             return self._search(request)
         return Response(404, "404 page not found\n", "text/plain")
 
     def _search(self, request: Request) -> Response:
         query = request.one("q") or ""
-        terms = {k: v.replace('\\"', '"').replace("\\\\", "\\") for k, v in _TRACEQL_TERM.findall(query)}
+        selected_match = _TRACEQL_SELECT.search(query)
+        selected = [f.strip() for f in selected_match.group(1).split(",")] if selected_match else []
+        terms: dict[tuple[str, str], str] = {}
+        for scope, key, value in _TRACEQL_TERM.findall(query):
+            terms[(scope, key)] = value.replace('\\"', '"').replace("\\\\", "\\")
         if not terms:
             return Response(400, f"invalid TraceQL query: {query}", "text/plain")
         start = int(request.one("start") or 0) * 1_000_000_000 or None
         end = int(request.one("end") or 0) * 1_000_000_000 or None
         limit = int(request.one("limit") or 20)
-        traces = self.store.matching_traces(terms, start, end)[:limit]
+        spss = int(request.one("spss") or 3)
+        if self.roots is not None:
+            return json_response(self._search_roots(terms, selected, start or 0, end or 2**63, limit, spss))
+        span_terms = {k: v for (scope, k), v in terms.items() if scope == "span"}
+        service = terms.get(("resource", "service.name"))
+        traces = self.store.matching_traces(span_terms, start, end, service)[:limit]
         results = []
         for trace_id in reversed(traces):  # Tempo answers in no particular order
             spans = self.store.trace(trace_id)
             root = min(spans, key=lambda s: (s.parent is not None, s.start_time))
+            matched = [
+                s
+                for s in spans
+                if all(k in (s.attributes or {}) and _equals((s.attributes or {})[k], v) for k, v in span_terms.items())
+                and (service is None or service_of(s) == service)
+            ]
             results.append(
                 {
                     "traceID": trace_id.lstrip("0") or "0",  # Tempo drops leading zeros
@@ -417,10 +503,83 @@ class FakeTempo(FakeServer):
                     "rootTraceName": root.name,
                     "startTimeUnixNano": str(root.start_time),
                     "durationMs": (root.end_time - root.start_time) // 1_000_000,
-                    "spanSets": [{"spans": [], "matched": 1}],
+                    "spanSets": [
+                        {
+                            "spans": [self._selected_span(s, selected) for s in matched[:spss]] if selected else [],
+                            "matched": len(matched),
+                        }
+                    ],
                 }
             )
         return json_response({"traces": results, "metrics": {"inspectedTraces": len(results)}})
+
+    @staticmethod
+    def _selected_span(span: ReadableSpan, selected: list[str]) -> dict[str, Any]:
+        attributes = []
+        for field_name in selected:
+            if field_name == "status":
+                attributes.append({"key": "status", "value": {"stringValue": span.status.status_code.name.lower()}})
+            elif field_name.startswith("span."):
+                key = field_name.removeprefix("span.")
+                if key in (span.attributes or {}):
+                    attributes.append({"key": key, "value": any_value((span.attributes or {})[key])})
+            elif field_name == "resource.service.name":
+                attributes.append({"key": "service.name", "value": {"stringValue": service_of(span)}})
+        return {
+            "spanID": span_hex(span),
+            "name": span.name,
+            "startTimeUnixNano": str(span.start_time),
+            "durationNanos": str(span.end_time - span.start_time),
+            "attributes": attributes,
+        }
+
+    def _search_roots(
+        self, terms: dict[tuple[str, str], str], selected: list[str], start: int, end: int, limit: int, spss: int
+    ) -> dict[str, Any]:
+        assert self.roots is not None
+        results: list[dict[str, Any]] = []
+        by_trace: dict[str, dict[str, Any]] = {}
+        for root in self.roots.window(start, end):
+            if any(
+                not (_equals(root.attributes.get(k), v) if scope == "span" else root.service == v)
+                for (scope, k), v in terms.items()
+            ):
+                continue
+            trace = by_trace.get(root.trace_id)
+            if trace is None:
+                if len(by_trace) >= limit:
+                    continue
+                trace = {
+                    "traceID": root.trace_id.lstrip("0") or "0",
+                    "rootServiceName": root.service,
+                    "rootTraceName": root.name,
+                    "startTimeUnixNano": str(root.start_ns),
+                    "durationMs": root.duration_ns // 1_000_000,
+                    "spanSets": [{"spans": [], "matched": 0}],
+                }
+                by_trace[root.trace_id] = trace
+                results.append(trace)
+            spanset = trace["spanSets"][0]
+            spanset["matched"] += 1
+            if len(spanset["spans"]) < spss:
+                attributes = []
+                for field_name in selected:
+                    if field_name == "status":
+                        attributes.append({"key": "status", "value": {"stringValue": root.status}})
+                    elif field_name == "resource.service.name":
+                        attributes.append({"key": "service.name", "value": {"stringValue": root.service}})
+                    elif field_name.startswith("span.") and field_name[5:] in root.attributes:
+                        attributes.append({"key": field_name[5:], "value": any_value(root.attributes[field_name[5:]])})
+                spanset["spans"].append(
+                    {
+                        "spanID": root.span_id,
+                        "name": root.name,
+                        "startTimeUnixNano": str(root.start_ns),
+                        "durationNanos": str(root.duration_ns),
+                        "attributes": attributes,
+                    }
+                )
+        return {"traces": results[::-1], "metrics": {"inspectedTraces": len(results), "totalBlocks": 1}}
 
 
 class FakePhoenix(FakeServer):
@@ -450,6 +609,9 @@ class FakePhoenix(FakeServer):
         if request.one("start_time"):
             low = datetime.fromisoformat(request.one("start_time") or "").timestamp() * 1e9
             spans = [s for s in spans if s.start_time >= low - 1000]
+        if request.one("end_time"):  # Phoenix's end_time is exclusive
+            high = datetime.fromisoformat(request.one("end_time") or "").timestamp() * 1e9
+            spans = [s for s in spans if s.start_time < high + 1000]
         limit = min(int(request.one("limit") or 100), self.page_size)
         offset = int(request.one("cursor") or 0)
         page = spans[offset : offset + limit]

@@ -28,11 +28,13 @@ def test_every_session_comes_back_as_it_was_recorded(recorded: Recorded, v2: boo
 
 def test_sessions_are_searched_with_traceql_in_a_time_window(recorded: Recorded) -> None:
     with FakeTempo(recorded.spans) as tempo:
-        open_source(f"tempo+{tempo.url}?limit=7").sessions(state="fail")
+        open_source(f"tempo+{tempo.url}?page_size=7").sessions(state="fail")
         open_source(f"tempo+{tempo.url}").session(recorded.triage.id)
     listing, by_id = [r for r in tempo.requests if r.path == "/api/search"]
-    assert listing.one("q") == '{ span.agentotel.step.kind = "session" && span.agentotel.session.end_state = "Fail" }'
-    assert listing.one("limit") == "7"
+    query, selected = (listing.one("q") or "").split(" | ")
+    assert query == '{ span.agentotel.step.kind = "session" && span.agentotel.session.end_state = "Fail" }'
+    assert selected.startswith("select(span.session.id, ") and "span.agentotel.session.cost.amount" in selected
+    assert listing.one("limit") == "7"  # a page; the root spans' totals come with it, no trace is fetched
     assert int(listing.one("start") or 0) < int(listing.one("end") or 0)
     assert by_id.one("q") == f'{{ span.session.id = "{recorded.triage.id}" }}'
 
