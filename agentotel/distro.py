@@ -32,7 +32,6 @@ from opentelemetry.instrumentation.environment_variables import (
 )
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 from opentelemetry.sdk.environment_variables import (
-    OTEL_CONFIG_FILE,
     OTEL_EXPORTER_OTLP_ENDPOINT,
     OTEL_EXPORTER_OTLP_PROTOCOL,
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
@@ -43,6 +42,10 @@ from . import semconv as sc
 from ._version import __version__
 
 log = logging.getLogger("agentotel")
+
+OTEL_CONFIG_FILE = "OTEL_CONFIG_FILE"
+"""The SDK's declarative configuration file variable (named in `opentelemetry.sdk.environment_variables` only from
+SDK 1.43 on; older SDKs read no such file and have no constant for it)."""
 
 DISTRO_NAME = "agentotel"
 """The name agentotel's distro and configurator are registered under (`OTEL_PYTHON_DISTRO=agentotel`)."""

@@ -57,6 +57,11 @@ def test_the_span_ends_up_as_set_attributes_leaves_it(
     sdks.end()
 
 
+FAST_PATH = hasattr(otel_attributes.BoundedAttributes, "_setitem_locked")
+"""The SDK's locked insertion the shortcut uses (newer SDKs); without it every write takes the public path."""
+
+
+@pytest.mark.skipif(not FAST_PATH, reason="this SDK has no BoundedAttributes._setitem_locked: the public path only")
 def test_plain_values_skip_the_sdks_per_value_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     checked: list[Any] = []
     real = otel_attributes._clean_attribute_value
@@ -79,9 +84,15 @@ def test_text_over_the_length_limit_is_truncated_by_the_sdk_with_its_warning(cap
     span = _span(SpanLimits(max_attribute_length=4), {})
     with caplog.at_level(logging.WARNING):
         set_plain_attributes(span, {"id": "chatcmpl-123"})
-    assert span.attributes["id"] == "chat"
-    assert any("truncating" in r.getMessage() for r in caplog.records)
+    ours = [r.getMessage() for r in caplog.records]
+    caplog.clear()
+    sdks = _span(SpanLimits(max_attribute_length=4), {})
+    with caplog.at_level(logging.WARNING):
+        sdks.set_attributes({"id": "chatcmpl-123"})
+    assert span.attributes["id"] == sdks.attributes["id"] == "chat"
+    assert ours == [r.getMessage() for r in caplog.records]  # the SDK's own warning, if this SDK gives one
     span.end()
+    sdks.end()
 
 
 def test_an_ended_span_is_left_alone_as_the_sdk_leaves_it(caplog: pytest.LogCaptureFixture) -> None:
