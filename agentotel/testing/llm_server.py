@@ -914,6 +914,9 @@ def wire_reply(endpoint: str | None, body: Any, reply: Reply, seq: int) -> WireR
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 1024
+    """The listen backlog: socketserver's default of 5 resets connections when hundreds of clients connect at once
+    (a load test's thousand sessions) while the accepting thread waits for the CPU."""
 
     def __init__(self, address: tuple[str, int], owner: LLMServer) -> None:
         self.owner = owner
