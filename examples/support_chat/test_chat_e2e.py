@@ -9,13 +9,14 @@ the test fails, its report names the session with its first failing step and its
 
 from __future__ import annotations
 
+from app import ChatApp
 from playwright.sync_api import Page, expect
 
 from agentotel.testing import assert_call_order, assert_cost_below, assert_tool_called
 from agentotel.testing.e2e import E2ETest
 
 
-def test_billing_question_is_answered(page: Page, e2e: E2ETest, chat_app) -> None:  # type: ignore[no-untyped-def]
+def test_billing_question_is_answered(page: Page, e2e: E2ETest, chat_app: ChatApp) -> None:
     page.goto(chat_app.url)
     page.get_by_label("Your message").fill("I was charged twice on account C-1001")
     page.get_by_role("button", name="Send").click()
