@@ -74,10 +74,11 @@ SELECTED = (
     sc.AGENTOTEL_SESSION_ERROR_COUNT,
 )
 """The session root span's attributes a list search selects: what a `SessionSummary` is read from."""
-SELECT = "select(" + ", ".join([*(f"span.{key}" for key in SELECTED), "resource.service.name", "status", "name"]) + ")"
+_SELECTED_FIELDS = [*(f"span.{key}" for key in SELECTED), f"resource.{sc.SERVICE_NAME}", "status", "name"]
+SELECT = "select(" + ", ".join(_SELECTED_FIELDS) + ")"
 SPANS_PER_TRACE = 100
 """`spss`: the most session root spans one trace's result carries (nested sessions); more are said as missing."""
-_SERVICE = "service.name"
+_SERVICE = sc.SERVICE_NAME
 
 
 class TempoSource(RemoteSource):
