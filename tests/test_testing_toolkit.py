@@ -183,7 +183,7 @@ def test_pytest_plugin_records_reports_and_summarises_sessions(pytester: pytest.
             "Session: * | session | * | Status: Fail",
             "Tags: test, test_fails",
             "",
-            "00:00.000  Tool: step",
+            "??:??.???  Tool: step",  # its offset from the session start is timing (milliseconds on a loaded machine)
             "*Session ended: Fail",
         ]
     )
