@@ -618,11 +618,15 @@ def read_otlp_json(path: str | Path) -> list[SpanRecord]:
 
 
 def _typed_reader() -> Callable[[bytes], tuple[list[SpanRecord], int | None] | None] | None:
-    """`_otlp_typed.read_typed_lines` when `msgspec` (the `fast` extra) is installed, else `None`."""
+    """`_otlp_typed.read_typed_lines` when `msgspec` (the `fast` extra) is installed, else `None`. Only a missing
+    msgspec turns the fast path off: any other import failure (`_otlp_typed` imports this module's helpers, defined
+    above this point) raises, so a broken import cycle cannot switch it off unnoticed."""
     try:
-        from ._otlp_typed import read_typed_lines
+        import msgspec  # noqa: F401  # the extra's one package
     except ImportError:
         return None
+    from ._otlp_typed import read_typed_lines
+
     return read_typed_lines
 
 
