@@ -2,7 +2,7 @@
 
 Coexists with what the app (or `opentelemetry-instrument`) already configured: an SDK tracer provider that is
 already the global one gets our processors added, never replaced. Never phones home: with no exporter given and
-no `OTEL_*` export variable set, spans go to the embedded session store (`store.py`; `AGENTOTEL_STORE=off` turns
+no `OTEL_*` export variable set, spans go to the embedded session store (`store/`; `AGENTOTEL_STORE=off` turns
 it off) besides the live sessions.
 
 How the process ends (`_install_process_hooks`, once): each way out ends the sessions still open `Indeterminate`
@@ -114,6 +114,27 @@ def exporters_from_env() -> list[SpanExporter]:
     return exporters
 
 
+def export_processors(exporters: Sequence[SpanExporter] | None = None, *, from_env: bool = True) -> list[SpanProcessor]:
+    """What agentotel's export pipeline holds: the one choice of exporters, for `init()` and for the zero-code
+    configurator (`distro.py`). Each exporter in its processor (`_processor_for`).
+
+    - `exporters` given (`init(exporter=...)`): those, and the store beside them only when `AGENTOTEL_STORE` names
+      a path;
+    - else the exporters the `OTEL_*` variables ask for (`exporters_from_env`; none with `from_env=False`, when the
+      SDK's configurator made them on its own provider), and the store (`store.store_exporters`) when nothing else
+      exports, or beside the others when `AGENTOTEL_STORE` names a path. Any `OTEL_TRACES_EXPORTER` value, `none`
+      included, is the user's choice of export: the store then runs only where `AGENTOTEL_STORE` names a path.
+    """
+    if exporters is not None:
+        chosen = list(exporters)
+        other_export = True
+    else:
+        chosen = exporters_from_env() if from_env else []
+        other_export = bool(chosen) or bool(os.environ.get("OTEL_TRACES_EXPORTER", "").strip())
+    chosen += store_exporters(other_export=other_export)
+    return [_processor_for(e) for e in chosen]
+
+
 def _load_exporter(name: str) -> SpanExporter | None:
     try:
         found = entry_points(group="opentelemetry_traces_exporter", name=name)
@@ -205,15 +226,10 @@ def init(
             state.pipeline = processor.pipeline
             provider.add_span_processor(processor)
             if owns:
-                from_env = exporters_from_env()
-                other_export = bool(from_env) or bool(os.environ.get("OTEL_TRACES_EXPORTER", "").strip())
-                from_env += store_exporters(other_export=other_export)
-                state.pipeline.replace(_processor_for(e) for e in from_env)
+                state.pipeline.replace(export_processors())
         assert state.pipeline is not None
         if exporter is not None:
-            exporters = [exporter] if isinstance(exporter, SpanExporter) else list(exporter)
-            exporters += store_exporters(other_export=True)  # beside a given exporter only when AGENTOTEL_STORE is set
-            state.pipeline.replace(_processor_for(e) for e in exporters)
+            state.pipeline.replace(export_processors([exporter] if isinstance(exporter, SpanExporter) else exporter))
         if not state.initialized:
             install_default_propagators()  # the session id goes to internal hosts only (`propagation.py`)
         _install_process_hooks()

@@ -151,15 +151,13 @@ class AgentotelConfigurator(_OTelSDKConfigurator):
                 type(error).__name__,
                 error,
             )
-        # The rule `agentotel.init()` follows: any OTEL_TRACES_EXPORTER value, `none` included, is the user's
-        # choice of export, and the store then runs only where AGENTOTEL_STORE names a path.
-        _init_agentotel(other_export=bool(os.environ.get(OTEL_TRACES_EXPORTER, "").strip()))
+        _init_agentotel()
 
 
-def _init_agentotel(*, other_export: bool) -> None:
+def _init_agentotel() -> None:
     """`agentotel.init()` on the provider the SDK configurator made, without instrumenting: instrumentors are
     `opentelemetry-instrument`'s job, so that `OTEL_PYTHON_DISABLED_INSTRUMENTATIONS` decides. Then the
-    embedded store, per `AGENTOTEL_STORE` (see `store.store_exporters`). Never raises."""
+    embedded store, as `configure.export_processors` chooses it. Never raises."""
     try:
         from .configure import init, state
 
@@ -170,7 +168,7 @@ def _init_agentotel(*, other_export: bool) -> None:
     if state.owns_provider:
         return  # the SDK made no provider, so init() made one and set up its export (store included) itself
     try:
-        _add_store(other_export=other_export)
+        _add_store()
     except Exception:
         log.warning("agentotel could not set up its session store", exc_info=True)
 
@@ -178,19 +176,16 @@ def _init_agentotel(*, other_export: bool) -> None:
 _store_added = False
 
 
-def _add_store(*, other_export: bool) -> None:
-    """Adds the store's exporter to agentotel's export pipeline (once), where `agentotel.init()` puts it without
-    the wrapper: with no other trace exporter, or beside them when `AGENTOTEL_STORE` names a path. Batched, so
-    the app never waits for the disk; flushed at exit by the provider."""
+def _add_store() -> None:
+    """Adds the store's processor to agentotel's export pipeline (once), beside the exporters the SDK's
+    configurator put on its provider: what `configure.export_processors` chooses when the `OTEL_*` exporters are
+    not agentotel's to make (the store with no other trace exporter, or beside them when `AGENTOTEL_STORE` names a
+    path). Batched, so the app never waits for the disk; flushed at exit by the provider."""
     global _store_added
     if _store_added:
         return
-    try:
-        from .store import store_exporters
-    except ImportError:  # a build of agentotel without the store
-        return
-    from .configure import _processor_for, add_export_processor
+    from .configure import add_export_processor, export_processors
 
-    for exporter in store_exporters(other_export=other_export):
-        add_export_processor(_processor_for(exporter))
+    for processor in export_processors(from_env=False):
+        add_export_processor(processor)
         _store_added = True

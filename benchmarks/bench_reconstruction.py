@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_reconstruction.py [--spans 100000 --stored-sessions 100000 --events 10000]
 
 - one session of `--spans` spans, from an OTLP JSON Lines file (`agentotel/sources/otlp_json.py`) and from the
-  embedded store (`agentotel/store.py`): read, `build_sessions`, and the events materialised (what replay and
+  embedded store (`agentotel/store/`): read, `build_sessions`, and the events materialised (what replay and
   assertions read), each timed;
 - `agentotel sessions` over a store of `--stored-sessions` sessions (each a root span and one LLM call): in-process
   (`cli.main`) and as the command a user runs (a new process);

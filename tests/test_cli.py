@@ -252,7 +252,7 @@ def test_a_locked_store_is_one_line_and_exit_2(
 ) -> None:
     run_sessions("s")
     save(cap, store)
-    monkeypatch.setattr("agentotel.store.READ_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("agentotel.store.database.READ_TIMEOUT_S", 0.2)
     holder = sqlite3.connect(store, isolation_level=None)
     holder.execute("PRAGMA locking_mode = EXCLUSIVE")
     holder.execute("BEGIN EXCLUSIVE")

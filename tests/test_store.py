@@ -377,8 +377,8 @@ def test_a_locked_store_is_a_clear_error_for_readers_and_a_failure_for_the_expor
         "VALUES ('t', 's', 'n', 'INTERNAL', 0, 'UNSET', '{}', '[]')"
     )
     try:
-        monkeypatch.setattr("agentotel.store.READ_TIMEOUT_S", 0.2)
-        monkeypatch.setattr("agentotel.store.WRITE_TIMEOUT_S", 0.2)
+        monkeypatch.setattr("agentotel.store.database.READ_TIMEOUT_S", 0.2)
+        monkeypatch.setattr("agentotel.store.database.WRITE_TIMEOUT_S", 0.2)
         with pytest.raises(StoreError, match="locked by another process"):
             Store(db).sessions()
         with agentotel.session("second"):
@@ -472,7 +472,7 @@ def test_a_forked_child_opens_its_own_connection(tmp_path: Path, cap: Capture) -
 
 
 def test_store_errors_name_the_problem_in_one_line(tmp_path: Path) -> None:
-    from agentotel.store import _store_error
+    from agentotel.store.database import _store_error
 
     path = tmp_path / "s.db"
     readonly = sqlite3.OperationalError("attempt to write a readonly database")

@@ -14,18 +14,16 @@ what happened in one of them (`session(ref)`, a full `Session`).
 from __future__ import annotations
 
 import importlib
-import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .. import semconv as sc
-from ..model import END_STATES, Session, build_sessions, json_cost, recorded_cost
+from ..listing import SessionSummary, SourceError, normalise_state, since_ns, tags_of
+from ..model import Session, build_sessions
 from ..records import SpanRecord
 
 if TYPE_CHECKING:
@@ -50,184 +48,8 @@ __all__ = [
 ]
 
 
-class SourceError(Exception):
-    """A source cannot be read: a missing, damaged or locked file, an unknown URL scheme, a backend that does not
-    answer. Its message is one line, fit to show a person as it is."""
-
-
 class SessionNotFound(SourceError, LookupError):
     """No session (or more than one) matches the id, trace id or prefix asked for."""
-
-
-@dataclass
-class SessionSummary:
-    """What a session list shows of a session: identity, time, how it ended and its totals."""
-
-    id: str
-    name: str
-    trace_id: str
-    span_id: str | None = None
-    tags: list[str] = field(default_factory=list)
-    parent_id: str | None = None
-    start_ns: int = 0
-    end_ns: int | None = None
-    end_state: str | None = None
-    end_state_reason: str | None = None
-    cost: float | None = None
-    """USD, nested sessions included; `None` when it is not known (`cost_known`): a model call has no price, or
-    the session has not ended and its totals are not written yet."""
-    input_tokens: int = 0
-    output_tokens: int = 0
-    llm_calls: int = 0
-    tool_and_action_calls: int = 0
-    """Tool calls and actions together (the root span's `agentotel.session.tool_call.count`)."""
-    error_count: int = 0
-    service_name: str | None = None
-    """The `service.name` of the process that recorded the session's root span."""
-
-    @classmethod
-    def from_session(cls, session: Session) -> SessionSummary:
-        """The summary of a session rebuilt from spans: the totals its root span carries when it ends
-        (`Session.totals`), counted from its events."""
-        totals = session.totals()
-        return cls(
-            id=session.id,
-            name=session.name,
-            trace_id=session.trace_id,
-            span_id=session.span_id,
-            tags=list(session.tags),
-            parent_id=session.parent_id,
-            start_ns=session.start_ns,
-            end_ns=session.end_ns,
-            end_state=session.end_state,
-            end_state_reason=session.end_state_reason,
-            cost=session.known_cost,
-            input_tokens=totals[sc.AGENTOTEL_SESSION_USAGE_INPUT_TOKENS],
-            output_tokens=totals[sc.AGENTOTEL_SESSION_USAGE_OUTPUT_TOKENS],
-            llm_calls=totals[sc.AGENTOTEL_SESSION_LLM_CALL_COUNT],
-            tool_and_action_calls=totals[sc.AGENTOTEL_SESSION_TOOL_CALL_COUNT],
-            error_count=totals[sc.AGENTOTEL_SESSION_ERROR_COUNT],
-            service_name=session.service_name,
-        )
-
-    @classmethod
-    def from_root(cls, record: SpanRecord) -> SessionSummary:
-        """The summary of a session read from its root span alone (a span marked `agentotel.step.kind=session`):
-        the totals the root span carries when it ends, as the store reads them (`model.recorded_cost` for the
-        cost). What a backend that selects the root span's attributes gives, without fetching the trace."""
-        attributes = record.attributes
-        session = Session.from_root(record)  # id, name, tags, parent, end state: the one reading of a root span
-        llm_calls = _count(attributes.get(sc.AGENTOTEL_SESSION_LLM_CALL_COUNT))
-        cost = attributes.get(sc.AGENTOTEL_SESSION_COST_AMOUNT)
-        amount = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
-        return cls(
-            id=session.id,
-            name=session.name,
-            trace_id=session.trace_id,
-            span_id=session.span_id,
-            tags=list(session.tags),
-            parent_id=session.parent_id,
-            start_ns=session.start_ns,
-            end_ns=session.end_ns,
-            end_state=session.end_state,
-            end_state_reason=session.end_state_reason,
-            cost=recorded_cost(amount, llm_calls) if session.end_ns is not None else amount,
-            input_tokens=_count(attributes.get(sc.AGENTOTEL_SESSION_USAGE_INPUT_TOKENS)),
-            output_tokens=_count(attributes.get(sc.AGENTOTEL_SESSION_USAGE_OUTPUT_TOKENS)),
-            llm_calls=llm_calls,
-            tool_and_action_calls=_count(attributes.get(sc.AGENTOTEL_SESSION_TOOL_CALL_COUNT)),
-            error_count=_count(attributes.get(sc.AGENTOTEL_SESSION_ERROR_COUNT)),
-            service_name=record.service_name,
-        )
-
-    @property
-    def cost_known(self) -> bool:
-        """Whether `cost` is known (see `Session.cost_known`, the rule it comes from)."""
-        return self.cost is not None
-
-    @property
-    def tool_calls(self) -> int:
-        """`tool_and_action_calls`, by its older name (it always counted actions too)."""
-        return self.tool_and_action_calls
-
-    @property
-    def start_time(self) -> datetime:
-        return datetime.fromtimestamp(self.start_ns / 1e9, tz=UTC)
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds from start to end; `None` while the session runs."""
-        return None if self.end_ns is None else max(0, self.end_ns - self.start_ns) / 1e9
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready data, with the field names `Session.to_dict()` uses."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "tags": list(self.tags),
-            "trace_id": self.trace_id,
-            "span_id": self.span_id,
-            "parent_id": self.parent_id,
-            "start_time": self.start_time.isoformat(),
-            "end_time": None if self.end_ns is None else datetime.fromtimestamp(self.end_ns / 1e9, tz=UTC).isoformat(),
-            "duration": self.duration,
-            "end_state": self.end_state,
-            "end_state_reason": self.end_state_reason,
-            "cost": json_cost(self.cost),
-            "cost_known": self.cost_known,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "llm_calls": self.llm_calls,
-            "tool_and_action_calls": self.tool_and_action_calls,
-            "error_count": self.error_count,
-            "service_name": self.service_name,
-        }
-
-
-def _count(value: Any) -> int:
-    """A recorded count: an integer attribute (a backend may give it as text or a float), else 0."""
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(float(value))
-        except ValueError:
-            return 0
-    return 0
-
-
-def since_ns(since: datetime | timedelta | int | None) -> int | None:
-    """A lower bound on start time, in ns since the epoch: a moment, a span of time before now, or ns already."""
-    if since is None:
-        return None
-    if isinstance(since, timedelta):
-        since = datetime.now(UTC) - since
-    if isinstance(since, datetime):
-        if since.tzinfo is None:
-            since = since.astimezone()  # a naive moment is local time, as a person typed it
-        since = int(since.timestamp() * 1e9)
-    return min(max(int(since), _INT64_MIN), _INT64_MAX)  # SQLite integers are 64-bit (ns reach the year 2262)
-
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-
-def normalise_state(state: str | None) -> str | None:
-    """`Success` / `Fail` / `Indeterminate` whatever the case; raises `ValueError` for anything else."""
-    if state is None:
-        return None
-    for known in END_STATES:
-        if known.lower() == state.strip().lower():
-            return known
-    raise ValueError(f"unknown end state {state!r} (expected one of {', '.join(END_STATES)})")
-
-
-def tags_of(tag: str | Sequence[str] | None) -> list[str]:
-    if tag is None:
-        return []
-    return [tag] if isinstance(tag, str) else [str(t) for t in tag]
 
 
 def matches(

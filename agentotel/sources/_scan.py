@@ -15,57 +15,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from ..model import FAIL, json_cost
-from . import SessionSummary
+from ..listing import LISTED_IDS, Coverage, SessionSummary, SessionTally
 
 __all__ = ["LISTED_IDS", "Coverage", "Scan", "SessionTally", "WindowPage", "WindowScan"]
 
-LISTED_IDS = 1000
-"""The most session ids a tally lists per kind (failed, crashed, unknown cost): the counts are always whole."""
 
 Progress = Callable[[int], None]
 """Called with the number of sessions examined so far, as a scan goes."""
-
-
-@dataclass
-class Coverage:
-    """How much of a window a source read: `examined` sessions of the `in_window` it holds (a lower bound when
-    `at_least`), and what limited it (`limited_by`, e.g. "Tempo's search limit") or how it was counted."""
-
-    examined: int = 0
-    in_window: int = 0
-    at_least: bool = False
-    limited_by: str | None = None
-    """Why not every session of the window was read, or why the count is a lower bound; `None` when complete."""
-    counted_by: str = ""
-    """How the figures were made ("SQL over the store", "TraceQL search, paged"): said when complete."""
-
-    @property
-    def complete(self) -> bool:
-        """Whether the figures are over every session of the window (an exact count, every one examined)."""
-        return not self.at_least and self.examined >= self.in_window
-
-    def line(self) -> str:
-        """The coverage line `check` prints."""
-        if self.complete:
-            how = f" ({self.counted_by})" if self.counted_by else ""
-            return f"Coverage: examined all {self.examined:,} sessions in the window{how}"
-        bound = "at least " if self.at_least else ""
-        why = f" ({self.limited_by})" if self.limited_by else ""
-        return f"Coverage: examined {self.examined:,} of {bound}{self.in_window:,} sessions in the window{why}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "examined": self.examined,
-            "in_window": self.in_window,
-            "in_window_at_least": self.at_least,
-            "complete": self.complete,
-            "limited_by": self.limited_by,
-            "counted_by": self.counted_by,
-        }
 
 
 class Scan:
@@ -97,100 +55,6 @@ class Scan:
                 if limit is not None and len(found) >= limit:
                     return found
         return found
-
-
-def _outermost(batch: Sequence[SessionSummary]) -> list[SessionSummary]:
-    ids = {s.id for s in batch}
-    return [s for s in batch if s.parent_id not in ids]
-
-
-@dataclass
-class SessionTally:
-    """The figures of `agentotel check`, counted over the outermost selected sessions as they come (nested ones
-    are in their parent's figures). Holds counts, sums and at most `LISTED_IDS` ids of each kind, never the
-    summaries (ids in the order the sessions come: newest first from every source that lists so). A session
-    running past `grace_ns` crashed: judged, as failed."""
-
-    now_ns: int
-    grace_ns: float
-    max_cost: float | None = None
-    sessions: int = 0
-    ended: int = 0
-    crashed: int = 0
-    running: int = 0
-    """Running for less than the grace: not judged."""
-    failed: int = 0
-    cost_total: float = 0.0
-    costs: int = 0
-    """Sessions whose cost is known (ended or not)."""
-    priciest: float | None = None
-    priciest_id: str | None = None
-    unknown_cost: int = 0
-    """Judged sessions whose cost is unknown."""
-    over_max_cost: int = 0
-    failed_ids: list[str] = field(default_factory=list)
-    crashed_ids: list[str] = field(default_factory=list)
-    unknown_cost_ids: list[str] = field(default_factory=list)
-    coverage: Coverage = field(default_factory=Coverage)
-
-    @property
-    def judged(self) -> int:
-        return self.ended + self.crashed
-
-    def add_batch(self, batch: Sequence[SessionSummary]) -> None:
-        """Counts the outermost sessions of a batch of whole traces."""
-        for summary in _outermost(batch):
-            self.add(summary)
-
-    def add(self, summary: SessionSummary) -> None:
-        """Counts one outermost session."""
-        self.sessions += 1
-        judged = True
-        if summary.end_state is not None:
-            self.ended += 1
-            if summary.end_state == FAIL:
-                self.failed += 1
-                _listed(self.failed_ids, summary.id)
-        elif self.now_ns - summary.start_ns >= self.grace_ns:
-            self.crashed += 1
-            self.failed += 1
-            _listed(self.failed_ids, summary.id)
-            _listed(self.crashed_ids, summary.id)
-        else:
-            self.running += 1
-            judged = False
-        cost = summary.cost
-        if cost is None:
-            if judged:
-                self.unknown_cost += 1
-                _listed(self.unknown_cost_ids, summary.id)
-            return
-        self.cost_total += cost
-        self.costs += 1
-        if self.priciest is None or cost > self.priciest:
-            self.priciest, self.priciest_id = cost, summary.id
-        if self.max_cost is not None and cost > self.max_cost:
-            self.over_max_cost += 1
-
-    @property
-    def failure_rate(self) -> float:
-        return self.failed / self.judged if self.judged else 0.0
-
-    def cost_figures(self) -> dict[str, Any]:
-        """Total, mean and max cost (`None` when a judged session's cost is unknown: they cannot be bounded)."""
-        known = not self.unknown_cost
-        return {
-            "cost_known": known,
-            "total_cost": json_cost(self.cost_total) if known else None,
-            "mean_cost": json_cost(self.cost_total / self.costs) if known and self.costs else None,
-            "max_cost": json_cost(self.priciest) if known and self.priciest is not None else None,
-            "max_cost_session": self.priciest_id if known else None,
-        }
-
-
-def _listed(ids: list[str], session_id: str) -> None:
-    if len(ids) < LISTED_IDS:
-        ids.append(session_id)
 
 
 # --- paging by time windows ---------------------------------------------------------------------------------------

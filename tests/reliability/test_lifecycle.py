@@ -278,10 +278,11 @@ import os, sqlite3, sys, threading, time
 from contextlib import contextmanager
 import agentotel
 from agentotel import store
+from agentotel.store import exporter as store_exporter
 
 HOLD_S = float(sys.argv[1])
 if len(sys.argv) > 2:
-    store.FORK_TRANSACTION_WAIT_S = float(sys.argv[2])
+    store_exporter.FORK_TRANSACTION_WAIT_S = float(sys.argv[2])
 in_write = threading.Event()
 slow_next = threading.Event()
 original = store.Store._transaction

@@ -142,8 +142,8 @@ connection.close()
 def test_a_store_locked_by_another_process(
     tmp_path: Path, cap: Capture, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("agentotel.store.WRITE_TIMEOUT_S", 0.3)
-    monkeypatch.setattr("agentotel.store.READ_TIMEOUT_S", 0.3)
+    monkeypatch.setattr("agentotel.store.database.WRITE_TIMEOUT_S", 0.3)
+    monkeypatch.setattr("agentotel.store.database.READ_TIMEOUT_S", 0.3)
     db = tmp_path / "sessions.db"
     before = seed_store(db, cap)
     gate = tmp_path / "release"

@@ -192,7 +192,8 @@ def test_a_big_prune_goes_in_short_transactions_that_let_other_writers_in(
 ) -> None:
     """`agentotel prune` (and the exporter) remove in short transactions with pauses between them: another
     writer's batches are committed while the prune goes on, and what it sees in between is the store part way."""
-    monkeypatch.setattr("agentotel.store.PRUNE_TRANSACTION_S", 0.005)  # many transactions even on a fast machine
+    # many transactions even on a fast machine
+    monkeypatch.setattr("agentotel.store.database.PRUNE_TRANSACTION_S", 0.005)
     db = tmp_path / "sessions.db"
     fill_store(db, 4_000)
     pruned: list[tuple[int, int]] = []
@@ -234,7 +235,7 @@ def test_a_big_prune_goes_in_short_transactions_that_let_other_writers_in(
 @pytest.fixture
 def far_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, StoreSpanExporter]]:
     """A store of 10,000 sessions and an exporter whose limit is 100."""
-    monkeypatch.setattr("agentotel.store.PRUNE_BUDGET_S", 0.02)
+    monkeypatch.setattr("agentotel.store.exporter.PRUNE_BUDGET_S", 0.02)
     db = tmp_path / "sessions.db"
     fill_store(db, 10_000)
     exporter = StoreSpanExporter(db)

@@ -1,88 +1,56 @@
-"""The embedded session store: spans kept in a local SQLite file, so sessions can be listed and replayed with no
-server.
-
-Where: `AGENTOTEL_STORE=<path>`, else `$XDG_DATA_HOME/agentotel/sessions.db` (`~/.local/share/...` without
-`XDG_DATA_HOME`); `AGENTOTEL_STORE=off` turns the store off. The file is created readable by its owner only,
-since it may hold prompts and completions.
-
-Several processes may write at once: the file is in WAL mode (readers never wait for writers), each batch is one
-`BEGIN IMMEDIATE` transaction, and a writer waits up to `WRITE_TIMEOUT_S` for another's lock. Spans are written
-with `INSERT OR REPLACE` on (trace id, span id), so a batch retried or exported twice is stored once.
-
-Two tables: `spans` (every span, normalised like a `SpanRecord`) and `sessions` (one row per session, filled when
-the session's root span arrives, with the totals it carries), so that listing sessions never reads spans.
-
-Retention: the store keeps the newest `AGENTOTEL_STORE_MAX_SESSIONS` outermost sessions (default 10,000; `0` keeps
-every one). When an app's writes take it past that by a tenth, its exporter removes the oldest sessions, the
-sessions nested in them and their spans, on the batch processor's thread: after each batch it has written, for at
-most `PRUNE_BUDGET_S`, and never while the app exits. `agentotel prune` does the same by hand, by count or by age.
-Either way removal goes in short transactions (about `PRUNE_TRANSACTION_S` each) with pauses between them, so
-another process waiting to write waits for one of them, never for a whole prune of a store far over its limit. A
-session still `Running` is removed by age from its start, and by count once it started `STALE_RUNNING_S` ago: a
-process that dies mid-session leaves its session `Running` for good.
-
-A store file deleted, moved away or replaced while an app writes to it is noticed at the app's next batch (a `stat`
-before and after each): the exporter opens the file now at the path, making a new store when there is none, and
-writes the batch there; the old file's -wal and -shm are taken off the path first, so that SQLite never pairs them
-with the new file.
-"""
+"""The store file and its connection (`Store`): opening or creating it (owner-only, in WAL mode), writing
+batches in one transaction each, the queries that list and rebuild sessions, and retention (`Store.prune`, run in
+short steps by `Pruning`). Raises `StoreError` only."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-
-from . import semconv as sc
-from ._gc import paused_gc
-from ._loss import UNCOUNTED, AccountedBatchProcessor
-from .model import FAIL, KIND_SESSION, Session, recorded_cost
-from .records import ExceptionInfo, SpanRecord, record_from_span, span_attributes
-from .sources import SessionSummary, SourceError, normalise_state, since_ns, tags_of
-
-if TYPE_CHECKING:
-    from .sources._scan import SessionTally
+from .._gc import paused_gc
+from ..listing import LISTED_IDS, Coverage, SessionSummary, SessionTally, SourceError, since_ns
+from ..model import FAIL
+from ..records import SpanRecord
+from .schema import (
+    _BY_COUNT,
+    _DOOMED_BY_AGE,
+    _DOOMED_BY_COUNT,
+    _NO_SESSION,
+    _NO_SESSION_ROW,
+    _OUTERMOST,
+    _SCHEMA,
+    _SESSION_COLUMNS,
+    _SPAN_COLUMNS,
+    SCHEMA_VERSION,
+    _DamagedRow,
+    _records,
+    _selection,
+    _session_row,
+    _span_row,
+    _summary,
+)
+from .settings import default_store_path
 
 log = logging.getLogger("agentotel")
 
 T = TypeVar("T")
 
-STORE_ENV = "AGENTOTEL_STORE"
-OFF_VALUES = frozenset({"off", "none", "false", "0", "no"})
-SCHEMA_VERSION = 1
 WRITE_TIMEOUT_S = 10.0
 """How long a writer waits for another process's write lock before the batch is given up."""
-FORK_WAIT_S = 1.0
-"""Longest a `fork()` waits for the exporter to finish what it is doing with the store."""
-FORK_TRANSACTION_WAIT_S = 10.0
-"""Longest a `fork()` then goes on waiting while the exporter's write transaction is still open: a child forked in
-the middle of one can never write the store (it inherits SQLite's record of the parent's write lock)."""
-_INHERITED: list[Store] = []
-"""Connections a forked child inherited: kept, never closed nor used (closing one rolls back, in the memory the
-child shares with its parent, the parent's transaction in progress: the parent's store is left malformed)."""
 READ_TIMEOUT_S = 5.0
 """How long a reader waits for a lock (only a writer in exclusive locking mode blocks readers in WAL mode)."""
-MAX_SESSIONS_ENV = "AGENTOTEL_STORE_MAX_SESSIONS"
-DEFAULT_MAX_SESSIONS = 10_000
 PRUNE_TRANSACTION_S = 0.02
 """About how long one pruning transaction holds the store's write lock: how many sessions each removes adapts to it
 (and a pause as long follows it, in which other writers get the lock)."""
-PRUNE_BUDGET_S = 0.05
-"""Longest an app's exporter goes on pruning after a batch it wrote; the rest is left to its next batches."""
 STALE_RUNNING_S = 86_400.0
 """A session `Running` that started this long ago is taken for one whose process died: pruning by count ranks it with
 the ended ones (a session that runs is never removed by count before that)."""
@@ -95,402 +63,10 @@ _MAX_PRUNE_ROWS = 2_000
 """Spans of no session one pruning transaction removes at most."""
 _LEFT_BY_A_DELETED_STORE = ("-wal", "-shm", "-journal")
 
-__all__ = [
-    "MAX_SESSIONS_ENV",
-    "PRUNE_BUDGET_S",
-    "PRUNE_TRANSACTION_S",
-    "STALE_RUNNING_S",
-    "STORE_ENV",
-    "Store",
-    "StoreBatchProcessor",
-    "StoreError",
-    "StoreSpanExporter",
-    "default_store_path",
-    "store_exporters",
-    "store_max_sessions",
-    "store_path",
-]
-
 
 class StoreError(SourceError):
     """The store cannot be read or written: damaged, locked, read-only, or from a newer agentotel. One-line
     message."""
-
-
-# --- where the store is -----------------------------------------------------------------------------------------------
-
-
-def default_store_path(environ: Mapping[str, str] | None = None) -> Path:
-    """`$XDG_DATA_HOME/agentotel/sessions.db`, or `~/.local/share/agentotel/sessions.db`."""
-    env = os.environ if environ is None else environ
-    base = env.get("XDG_DATA_HOME", "").strip()
-    root = Path(base).expanduser() if base and Path(base).expanduser().is_absolute() else None
-    if root is None:
-        root = Path.home() / ".local" / "share"
-    return root / "agentotel" / "sessions.db"
-
-
-def store_setting(environ: Mapping[str, str] | None = None) -> str | None:
-    """`AGENTOTEL_STORE` as set (stripped), or `None` when unset or empty."""
-    env = os.environ if environ is None else environ
-    value = env.get(STORE_ENV, "").strip()
-    return value or None
-
-
-def store_path(environ: Mapping[str, str] | None = None) -> Path | None:
-    """The store's path per `AGENTOTEL_STORE` (the default path when unset); `None` when the store is off."""
-    value = store_setting(environ)
-    if value is None:
-        return default_store_path(environ)
-    if value.lower() in OFF_VALUES:
-        return None
-    return Path(value).expanduser()
-
-
-def store_max_sessions(environ: Mapping[str, str] | None = None) -> int | None:
-    """How many outermost sessions the store keeps (`AGENTOTEL_STORE_MAX_SESSIONS`; default 10,000); `None` keeps
-    every one (`0`, `off`). A value that is no whole number is reported once and the default applies. Never raises."""
-    env = os.environ if environ is None else environ
-    value = env.get(MAX_SESSIONS_ENV, "").strip()
-    if not value:
-        return DEFAULT_MAX_SESSIONS
-    if value.lower() in OFF_VALUES:
-        return None
-    try:
-        count = int(value)
-    except ValueError:
-        count = -1
-    if count < 0:
-        log.warning(
-            "%s=%r is not a whole number; the store keeps %d sessions", MAX_SESSIONS_ENV, value, DEFAULT_MAX_SESSIONS
-        )
-        return DEFAULT_MAX_SESSIONS
-    return count or None
-
-
-def store_exporters(*, other_export: bool, environ: Mapping[str, str] | None = None) -> list[SpanExporter]:
-    """The store's exporter, when the store should run: always when `AGENTOTEL_STORE` names a path; when it is
-    unset, only if nothing else exports (`other_export` false). Never raises."""
-    try:
-        setting = store_setting(environ)
-        if setting is None and other_export:
-            return []
-        path = store_path(environ)
-        return [] if path is None else [StoreSpanExporter(path)]
-    except Exception:
-        log.debug("Could not set up the session store", exc_info=True)
-        return []
-
-
-# --- rows -------------------------------------------------------------------------------------------------------------
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS spans (
-    trace_id TEXT NOT NULL,
-    span_id TEXT NOT NULL,
-    parent_span_id TEXT,
-    name TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    start_ns INTEGER NOT NULL,
-    end_ns INTEGER,
-    status_code TEXT NOT NULL,
-    status_message TEXT,
-    attributes TEXT NOT NULL,
-    exceptions TEXT NOT NULL,
-    service_name TEXT,
-    session_id TEXT,
-    PRIMARY KEY (trace_id, span_id)
-);
-CREATE INDEX IF NOT EXISTS spans_session_id ON spans (session_id);
-CREATE INDEX IF NOT EXISTS spans_start_ns ON spans (start_ns);
-CREATE TABLE IF NOT EXISTS sessions (
-    session_id TEXT PRIMARY KEY,
-    trace_id TEXT NOT NULL,
-    span_id TEXT,
-    name TEXT NOT NULL,
-    tags TEXT NOT NULL,
-    start_ns INTEGER NOT NULL,
-    end_ns INTEGER,
-    end_state TEXT,
-    end_state_reason TEXT,
-    cost REAL,
-    input_tokens INTEGER NOT NULL DEFAULT 0,
-    output_tokens INTEGER NOT NULL DEFAULT 0,
-    llm_calls INTEGER NOT NULL DEFAULT 0,
-    tool_calls INTEGER NOT NULL DEFAULT 0,
-    error_count INTEGER NOT NULL DEFAULT 0,
-    parent_id TEXT,
-    service_name TEXT
-);
-CREATE INDEX IF NOT EXISTS sessions_trace_id ON sessions (trace_id);
-CREATE INDEX IF NOT EXISTS sessions_start_ns ON sessions (start_ns);
-CREATE INDEX IF NOT EXISTS sessions_end_ns ON sessions (end_ns);
-CREATE INDEX IF NOT EXISTS sessions_end_state ON sessions (end_state);
-CREATE INDEX IF NOT EXISTS sessions_parent_id ON sessions (parent_id);
-"""
-
-_OUTERMOST = "(parent_id IS NULL OR parent_id NOT IN (SELECT session_id FROM sessions))"
-"""SQL: a session row nested in no stored session."""
-_BY_COUNT = "(end_ns IS NOT NULL OR start_ns < ?)"
-"""SQL: a session row pruning by count may remove: ended, or running since before the parameter (`_stale_before`)."""
-_DOOMED_BY_COUNT = (
-    f"INSERT INTO doomed SELECT session_id FROM sessions WHERE {_OUTERMOST} AND {_BY_COUNT} AND start_ns <= ? "
-    "AND (start_ns, rowid) <= (?, ?) ORDER BY start_ns, rowid LIMIT ?"
-)
-"""SQL: the oldest outermost sessions up to the boundary (`Store._keep_boundary`) that pruning by count removes, in
-the order of the start index (start, then rowid: no sort)."""
-_DOOMED_BY_AGE = (
-    f"INSERT INTO doomed SELECT session_id FROM sessions WHERE {_OUTERMOST} "
-    "AND (end_ns < ? OR (end_ns IS NULL AND start_ns < ?)) LIMIT ?"
-)
-"""SQL: outermost sessions that ended before the parameter, or still running that started before it."""
-_NO_SESSION = "session_id IS NULL AND end_ns < ?"
-_NO_SESSION_ROW = "end_ns < ? AND session_id IS NOT NULL AND session_id NOT IN (SELECT session_id FROM sessions)"
-_SPAN_COLUMNS = (
-    "trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status_code, status_message, attributes, "
-    "exceptions, service_name, session_id"
-)
-_SESSION_COLUMNS = (
-    "session_id, trace_id, span_id, name, tags, start_ns, end_ns, end_state, end_state_reason, cost, input_tokens, "
-    "output_tokens, llm_calls, tool_calls, error_count, parent_id, service_name"
-)
-
-
-def _json_default(value: object) -> object:
-    return list(value) if isinstance(value, (tuple, set, frozenset)) else str(value)
-
-
-def _span_row(record: SpanRecord) -> tuple[Any, ...]:
-    session_id = record.attributes.get(sc.SESSION_ID)
-    exceptions = [{"type": e.type, "message": e.message, "stacktrace": e.stacktrace} for e in record.exceptions]
-    return (
-        record.trace_id,
-        record.span_id,
-        record.parent_span_id,
-        record.name,
-        record.kind,
-        int(record.start_ns),
-        None if record.end_ns is None else int(record.end_ns),
-        record.status_code,
-        record.status_message,
-        json.dumps(dict(record.attributes), default=_json_default, ensure_ascii=False),
-        json.dumps(exceptions, ensure_ascii=False),
-        record.service_name,
-        None if session_id is None else str(session_id),
-    )
-
-
-def _int_attr(attributes: Mapping[str, Any], key: str) -> int:
-    value = attributes.get(key)
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
-
-
-def _session_row(record: SpanRecord) -> tuple[Any, ...] | None:
-    """The `sessions` row of a session root span (`None` for any other span): a running session's (its root not
-    ended: no end, no state, no totals yet) is replaced by the ended one's when that arrives."""
-    attributes = record.attributes
-    if attributes.get(sc.AGENTOTEL_STEP_KIND) != KIND_SESSION:
-        return None
-    session = Session.from_root(record)  # the same reading of the root span as everywhere else
-    cost = attributes.get(sc.AGENTOTEL_SESSION_COST_AMOUNT)
-    return (
-        session.id,
-        session.trace_id,
-        session.span_id,
-        session.name,
-        json.dumps(session.tags, ensure_ascii=False),
-        session.start_ns,
-        session.end_ns,
-        session.end_state,
-        session.end_state_reason,
-        float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None,
-        _int_attr(attributes, sc.AGENTOTEL_SESSION_USAGE_INPUT_TOKENS),
-        _int_attr(attributes, sc.AGENTOTEL_SESSION_USAGE_OUTPUT_TOKENS),
-        _int_attr(attributes, sc.AGENTOTEL_SESSION_LLM_CALL_COUNT),
-        _int_attr(attributes, sc.AGENTOTEL_SESSION_TOOL_CALL_COUNT),
-        _int_attr(attributes, sc.AGENTOTEL_SESSION_ERROR_COUNT),
-        session.parent_id,
-        record.service_name,
-    )
-
-
-class _DamagedRow(ValueError):
-    """A row whose values are not what agentotel writes (the file was changed by something else)."""
-
-
-def _text(value: Any, what: str, *, optional: bool = False) -> Any:
-    if value is None and optional:
-        return None
-    if isinstance(value, str):
-        return value
-    raise _DamagedRow(f"{what} is not text")
-
-
-def _integer(value: Any, what: str, *, optional: bool = False) -> Any:
-    if value is None and optional:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
-        return value
-    raise _DamagedRow(f"{what} is not a whole number")
-
-
-def _number(value: Any, what: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    raise _DamagedRow(f"{what} is not a number")
-
-
-def _json(value: Any, what: str, default: str) -> Any:
-    try:
-        return json.loads(_text(value, what, optional=True) or default)
-    except (ValueError, RecursionError):
-        raise _DamagedRow(f"{what} is not JSON") from None
-
-
-_loads = json.loads
-
-
-def _start_of(record: SpanRecord) -> int:
-    return record.start_ns
-
-
-def _records(rows: list[tuple[Any, ...]]) -> list[SpanRecord]:
-    """The span records of `spans` rows, in the order they started. Raises `_DamagedRow` for values agentotel
-    never writes.
-
-    Runs for every span a session is rebuilt from (100,000 for a big one). A row as agentotel writes it (every value
-    of its column's type, no exception recorded) is read by type checks alone, and the attributes of all such rows
-    are parsed by ONE `json.loads` of their texts joined into an array: a call per row made parsing a third of the
-    read. Any other row goes through the checks that name what is wrong with it (`_checked_record`). The rows come
-    unsorted and are sorted here: SQLite's `ORDER BY` copied every row through a temporary B-tree (a third of the
-    query), while rows stored in insertion order are nearly sorted already, which Python's sort takes in one pass.
-    """
-    records: list[SpanRecord] = []
-    fast: list[SpanRecord] = []
-    texts: list[str] = []
-    for row in rows:
-        trace_id, span_id, parent, name, kind, start, end, status, message, attributes, exceptions, service = row[:12]
-        if (
-            exceptions == "[]"
-            and type(attributes) is str
-            and type(trace_id) is str
-            and type(span_id) is str
-            and type(name) is str
-            and type(kind) is str
-            and type(status) is str
-            and type(start) is int  # SQLite holds 64-bit integers: no range to check
-            and (parent is None or type(parent) is str)
-            and (end is None or type(end) is int)
-            and (message is None or type(message) is str)
-            and (service is None or type(service) is str)
-        ):
-            record = SpanRecord(trace_id, span_id, parent, name, kind, start, end, {}, status, message, (), service)
-            fast.append(record)
-            texts.append(attributes or "{}")
-        else:
-            record = _checked_record(row)
-        records.append(record)
-    if texts:
-        values = None
-        try:
-            values = _loads("[" + ",".join(texts) + "]")
-        except (ValueError, RecursionError):
-            pass
-        if type(values) is not list or len(values) != len(texts):
-            values = [_json(text, "attributes", "{}") for text in texts]  # names the damaged row
-        for record, value in zip(fast, values, strict=True):
-            record.attributes = value if type(value) is dict else {}
-    records.sort(key=_start_of)
-    return records
-
-
-def _checked_record(row: sqlite3.Row | tuple[Any, ...]) -> SpanRecord:
-    """The record of any `spans` row, each value checked."""
-    exceptions = tuple(
-        ExceptionInfo(
-            type=str(e.get("type", "Exception")),
-            message=str(e.get("message", "")),
-            stacktrace=None if e.get("stacktrace") is None else str(e.get("stacktrace")),
-        )
-        for e in _list_of(_json(row[10], "exceptions", "[]"))
-        if isinstance(e, dict)
-    )
-    attributes = _json(row[9], "attributes", "{}")
-    return SpanRecord(
-        trace_id=_text(row[0], "trace_id"),
-        span_id=_text(row[1], "span_id"),
-        parent_span_id=_text(row[2], "parent_span_id", optional=True),
-        name=_text(row[3], "name"),
-        kind=_text(row[4], "kind"),
-        start_ns=_integer(row[5], "start_ns"),
-        end_ns=_integer(row[6], "end_ns", optional=True),
-        attributes=attributes if isinstance(attributes, dict) else {},
-        status_code=_text(row[7], "status_code"),
-        status_message=_text(row[8], "status_message", optional=True),
-        exceptions=exceptions,
-        service_name=_text(row[11], "service_name", optional=True),
-    )
-
-
-def _selection(
-    since: datetime | timedelta | int | None,
-    tag: str | Sequence[str] | None,
-    state: str | None,
-    service: str | None,
-) -> tuple[str, list[Any]]:
-    """The SQL condition on `sessions` rows (and its parameters) that the list filters make."""
-    where: list[str] = ["1 = 1"]
-    params: list[Any] = []
-    bound = since_ns(since)
-    if bound is not None:
-        where.append("start_ns >= ?")
-        params.append(bound)
-    wanted = normalise_state(state)
-    if wanted is not None:
-        where.append("end_state = ?")
-        params.append(wanted)
-    for one in tags_of(tag):
-        where.append("EXISTS (SELECT 1 FROM json_each(sessions.tags) WHERE json_each.value = ?)")
-        params.append(one)
-    if service is not None:
-        where.append("service_name = ?")
-        params.append(service)
-    return " AND ".join(where), params
-
-
-def _list_of(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _summary(row: sqlite3.Row | tuple[Any, ...]) -> SessionSummary:
-    """The summary of a `sessions` row. Raises `_DamagedRow` for values agentotel never writes.
-
-    The row's cost is the root span's `agentotel.session.cost.amount`, read by `model.recorded_cost`: known only
-    when every model call has a price. A running session's totals are not written yet: its cost is unknown."""
-    summary = SessionSummary(
-        id=_text(row[0], "session_id"),
-        trace_id=_text(row[1], "trace_id"),
-        span_id=_text(row[2], "span_id", optional=True),
-        name=_text(row[3], "name"),
-        tags=[str(t) for t in _list_of(_json(row[4], "tags", "[]"))],
-        start_ns=_integer(row[5], "start_ns"),
-        end_ns=_integer(row[6], "end_ns", optional=True),
-        end_state=_text(row[7], "end_state", optional=True),
-        end_state_reason=_text(row[8], "end_state_reason", optional=True),
-        cost=_number(row[9], "cost"),
-        input_tokens=_integer(row[10], "input_tokens"),
-        output_tokens=_integer(row[11], "output_tokens"),
-        llm_calls=_integer(row[12], "llm_calls"),
-        tool_and_action_calls=_integer(row[13], "tool_calls"),
-        error_count=_integer(row[14], "error_count"),
-        parent_id=_text(row[15], "parent_id", optional=True),
-        service_name=_text(row[16], "service_name", optional=True),
-    )
-    if summary.end_ns is not None:
-        summary.cost = recorded_cost(summary.cost, summary.llm_calls)
-    return summary
 
 
 # --- the store --------------------------------------------------------------------------------------------------------
@@ -907,8 +483,6 @@ class Store:
         """The figures `agentotel check` judges (see `SessionTally`), counted in SQL over the sessions table: the
         sessions `sessions()` selects with the same filters, the outermost of them counted (a session nested in a
         selected one is in its figures), no summary built. Exact: every selected session is examined."""
-        from .sources._scan import LISTED_IDS, Coverage, SessionTally
-
         where, params = _selection(since, tag, state, service)
         grace = int(min(grace_ns, 2**62))
         judged = f"(end_state IS NOT NULL OR ({int(now_ns)} - start_ns >= {grace}))"
@@ -1133,251 +707,3 @@ class Pruning:
             after, removed = self.store._remove_span_rows(where, before_ns, after)
             self.spans += removed
             yield
-
-
-# --- the exporter -----------------------------------------------------------------------------------------------------
-
-
-class StoreBatchProcessor(AccountedBatchProcessor):
-    """The store's batch processor: also queues a session's root span when the session starts (a snapshot, not
-    ended), so the store lists a session while it runs; the ended root replaces it. Other exporters never see the
-    snapshot. Never raises."""
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        try:
-            attributes = span_attributes(span)
-            if attributes.get(sc.AGENTOTEL_STEP_KIND) != KIND_SESSION:
-                return
-            context = span.get_span_context()
-            if self._closed or not context.trace_flags.sampled:
-                return
-            # A copy, made while the span is still the starting thread's alone: the exporter's thread reads it
-            # later, while the app goes on setting the live span's attributes.
-            running = ReadableSpan(
-                name=span.name,
-                context=context,
-                parent=span.parent,
-                resource=span.resource,
-                attributes=dict(attributes),
-                kind=span.kind,
-                start_time=span.start_time,
-                instrumentation_scope=span.instrumentation_scope,
-            )
-            setattr(running, UNCOUNTED, True)  # not a span the app ended: never counted delivered or lost
-            self._batch.on_end(running)
-        except Exception:
-            log.debug("Could not note a starting session in the store", exc_info=True)
-
-    def shutdown(self) -> None:
-        """Writes what is queued and stops; the exporter prunes no more (exit is never held up by it)."""
-        try:
-            exporter = self.span_exporter
-            if isinstance(exporter, StoreSpanExporter):
-                exporter.stop_pruning()
-        except Exception:
-            log.debug("Could not stop pruning the store", exc_info=True)
-        super().shutdown()
-
-
-class StoreSpanExporter(SpanExporter):
-    """Writes each batch of spans to the store in one transaction. Use it through a `BatchSpanProcessor`, so the
-    app never waits for the disk.
-
-    Never raises: a store that cannot be opened or written (damaged, locked past the timeout, read-only) makes
-    `export` return FAILURE, with a warning logged the first time and debug lines after. The file is opened on
-    the first batch, so configuring the exporter touches no disk. A file deleted or replaced since it was opened
-    is noticed before and after each batch: the batch goes to the file now at the path (a new store when there is
-    none), with a warning the first time.
-    """
-
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path).expanduser() if path is not None else (store_path() or default_store_path())
-        self._store: Store | None = None
-        self._pid = os.getpid()
-        self._lock = threading.Lock()
-        self._warned = False
-        self._warned_replaced = False
-        self._shut_down = False
-        self._pruning_stopped = False
-        self._pruning: Pruning | None = None
-        self._held_for_fork = False
-        self._forked_mid_write = False
-        self.max_sessions = store_max_sessions()
-        if hasattr(os, "register_at_fork"):
-            # A fork while the batch processor's thread writes would leave the child a lock never released and
-            # SQLite's record of the parent's file locks (a new connection of the child then waits on them until
-            # it times out). So a fork waits, briefly, for the write in progress; the child gets a fresh lock.
-            exporter = weakref.ref(self)
-            os.register_at_fork(
-                before=lambda: _call(exporter(), "_before_fork"),
-                after_in_parent=lambda: _call(exporter(), "_after_fork_in_parent"),
-                after_in_child=lambda: _call(exporter(), "_after_fork_in_child"),
-            )
-
-    def _before_fork(self) -> None:
-        held = self._lock.acquire(timeout=FORK_WAIT_S)
-        deadline = time.monotonic() + FORK_TRANSACTION_WAIT_S
-        while not held and _in_transaction(self._store) and time.monotonic() < deadline:
-            held = self._lock.acquire(timeout=0.01)
-        self._held_for_fork = held
-
-    def _after_fork_in_parent(self) -> None:
-        if self._held_for_fork:
-            self._held_for_fork = False
-            self._lock.release()
-
-    def _after_fork_in_child(self) -> None:
-        self._lock = threading.Lock()
-        self._held_for_fork = False
-        self._pruning = None
-        inherited, self._store = self._store, None
-        if inherited is not None:
-            _INHERITED.append(inherited)
-            self._forked_mid_write = _in_transaction(inherited)
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self._shut_down:
-            return SpanExportResult.FAILURE
-        try:
-            records = [record_from_span(span) for span in spans]
-            with self._lock:
-                store = self._current_store()
-                sessions = store.write(records)
-                if store.replaced():  # deleted while the batch was written: it went with the old file
-                    store = self._reopen(store)
-                    sessions = store.write(records)
-            if sessions or self._pruning is not None:
-                self._keep_within_limit(store)
-            return SpanExportResult.SUCCESS
-        except Exception as error:
-            self._report(error)
-            return SpanExportResult.FAILURE
-
-    def _current_store(self) -> Store:
-        """The store to write to, opened when there is none yet, after a fork, or when its file was deleted or
-        replaced. Call holding `_lock`. Raises `StoreError`."""
-        store = self._store
-        if store is not None and self._pid != os.getpid():
-            # A forked child must not use its parent's SQLite connection (SQLite forbids it): it is left alone, not
-            # closed (`_INHERITED`), and the child opens its own.
-            _INHERITED.append(store)
-            store = self._store = None
-        if self._forked_mid_write:
-            raise StoreError(
-                f"this process was forked while its parent was writing to the store {self.path}; SQLite cannot "
-                "give it the store's lock, so its spans are not stored"
-            )
-        if store is not None and store.replaced():
-            store = self._reopen(store)
-        if store is None:
-            store = self._store = Store(self.path, create=True)
-            self._pid = os.getpid()
-        return store
-
-    def _reopen(self, old: Store) -> Store:
-        """The store now at the path, for one whose file was deleted or replaced. Raises `StoreError`."""
-        if not self._warned_replaced:
-            self._warned_replaced = True
-            log.warning(
-                "agentotel's session store %s was deleted or replaced while this app wrote to it; "
-                "new spans go to the store now at that path (a new one if there is none)",
-                self.path,
-            )
-        else:
-            log.debug("The session store %s was deleted or replaced; opening it again", self.path)
-        self._store = None
-        self._pruning = None
-        old.close_moved()
-        store = self._store = Store(self.path, create=True)
-        self._pid = os.getpid()
-        return store
-
-    def _keep_within_limit(self, store: Store) -> None:
-        """Once the store holds a tenth more than `max_sessions` (so that pruning starts once per many batches, not
-        after each), removes the oldest sessions, for at most `PRUNE_BUDGET_S` after each batch until it is done;
-        never once `stop_pruning` was called or the main thread has ended (the app exits). Never raises: a store
-        that cannot be pruned still took the spans."""
-        limit = self.max_sessions
-        if limit is None or self._pruning_stopped:
-            return
-        if not threading.main_thread().is_alive():
-            # The app is exiting (its main thread has ended: this is the flush at exit): it is not held up.
-            return
-        try:
-            pruning = self._pruning
-            if pruning is None or pruning.store is not store:
-                with self._holding(store):  # a read too: a fork must not find its lock of the file held
-                    if not store.holds_more_sessions_than(limit + max(10, limit // 10)):
-                        return
-                pruning = self._pruning = store.pruning(keep=limit)
-            if pruning.run(budget_s=PRUNE_BUDGET_S, hold=lambda: self._holding(store)):
-                self._pruning = None
-                log.debug(
-                    "Removed the %d oldest sessions (%d spans) from the store %s",
-                    pruning.sessions,
-                    pruning.spans,
-                    self.path,
-                )
-        except _PruningStopped:
-            self._pruning = None
-        except Exception:
-            self._pruning = None
-            log.debug("Could not remove old sessions from the store", exc_info=True)
-
-    @contextmanager
-    def _holding(self, store: Store) -> Iterator[None]:
-        """The exporter's lock, for one step of pruning `store`; raises `_PruningStopped` when that store is no
-        longer the one written to, or pruning was stopped."""
-        with self._lock:
-            if self._store is not store or self._shut_down or self._pruning_stopped:
-                raise _PruningStopped
-            yield
-
-    def stop_pruning(self) -> None:
-        """No more pruning, from now on: the app is exiting (`StoreBatchProcessor.shutdown`)."""
-        self._pruning_stopped = True
-
-    def _report(self, error: Exception) -> None:
-        if not self._warned:
-            self._warned = True
-            log.warning(
-                "agentotel could not write spans to the session store (%s); they are dropped. "
-                "Set AGENTOTEL_STORE to another path, or to off.",
-                error,
-            )
-        else:
-            log.debug("agentotel could not write spans to the session store: %s", error)
-
-    def shutdown(self) -> None:
-        with self._lock:
-            self._shut_down = True
-            if self._store is not None:
-                self._store.close()
-                self._store = None
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return True
-
-    def __repr__(self) -> str:
-        return f"<StoreSpanExporter {self.path}>"
-
-
-class _PruningStopped(Exception):
-    """A prune left off: its store is no longer the one written to, or the exporter is shutting down."""
-
-
-def _in_transaction(store: Store | None) -> bool:
-    """Whether `store`'s connection is in a write transaction, or has one open (no I/O). Never raises."""
-    try:
-        return store is not None and (store._writing > 0 or bool(store._db.in_transaction))
-    except Exception:
-        return False
-
-
-def _call(exporter: StoreSpanExporter | None, method: str) -> None:
-    """An at-fork hook of an exporter still alive. Never raises (it runs inside `os.fork()`)."""
-    try:
-        if exporter is not None:
-            getattr(exporter, method)()
-    except Exception:
-        pass
