@@ -14,11 +14,11 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import semconv as sc
 from ._config import settings
-from ._sdk import set_attributes_on_ending
+from ._sdk import EndingProcessor, forward_on_ending, set_attribute_on_start, set_attributes_on_ending, span_attributes
 from .conventions import kind_of
 from .live import SessionRegistry, registry
 from .pricing import cost_attributes, cost_of_attributes
-from .records import record_from_span, span_attributes
+from .records import record_from_span
 from .redaction import RedactionSpanProcessor, guard_error_text, is_agentotel_span, strip_foreign_content
 
 log = logging.getLogger("agentotel")
@@ -41,27 +41,6 @@ def session_id_in(ctx: Context | None) -> str | None:
     return str(carried)
 
 
-def _stamp(span: Span, session_id: str) -> None:
-    """Sets `session.id` on a span that is starting. Never raises.
-
-    `on_start` runs inside `start_span`, before the span is handed to anyone: the span's lock and the attribute
-    checks of `set_attribute` guard nothing yet, and cost a tenth of a bare span. So the id goes straight into the
-    SDK's attribute dict when the span's limits (attribute count and value length) leave room for it, and
-    through `set_attribute` otherwise (or when the SDK's internals are not what this expects).
-    """
-    bounded = getattr(span, "_attributes", None)
-    inner = getattr(bounded, "_dict", None)
-    if (
-        type(inner) is dict
-        and getattr(bounded, "_immutable", True) is False
-        and (bounded.maxlen is None or len(inner) < bounded.maxlen)  # type: ignore[union-attr]
-        and (bounded.max_value_len is None or len(session_id) <= bounded.max_value_len)  # type: ignore[union-attr]
-    ):
-        inner[sc.SESSION_ID] = session_id
-    else:
-        span.set_attribute(sc.SESSION_ID, session_id)
-
-
 class SessionSpanProcessor(SpanProcessor):
     """Stamps `session.id` on every span started inside a session, and files ended spans under their sessions."""
 
@@ -72,7 +51,7 @@ class SessionSpanProcessor(SpanProcessor):
         try:
             session_id = session_id_in(parent_context)
             if session_id is not None and _SESSION_ID not in span_attributes(span):
-                _stamp(span, session_id)
+                set_attribute_on_start(span, _SESSION_ID, session_id)
         except Exception:
             log.debug("Could not stamp a span with its session", exc_info=True)
 
@@ -89,13 +68,13 @@ _INPUT, _OUTPUT, _PROMPT = sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_
 _OPENINFERENCE_INPUT = sc.LLM_TOKEN_COUNT_PROMPT
 
 
-class CostSpanProcessor(SpanProcessor):
+class CostSpanProcessor(EndingProcessor):
     """Records the cost of any model-call span that carries token usage (ours, the anthropic SDK's, or another
     instrumentation's, in the GenAI or OpenInference names) before the span ends, so every exporter sees it.
     Unknown models get no cost; a span that is not a model call (a chain or agent span rolling up its children's
     usage) gets none either, so that a backend summing costs counts each call once."""
 
-    def _on_ending(self, span: Span) -> None:
+    def on_ending(self, span: Span) -> None:
         try:
             attributes = span_attributes(span)
             if not (
@@ -114,7 +93,7 @@ class CostSpanProcessor(SpanProcessor):
             log.debug("Could not record the cost of a span", exc_info=True)
 
 
-class ExportPipeline(SpanProcessor):
+class ExportPipeline(EndingProcessor):
     """A processor that forwards to a set of processors which can be replaced while spans flow.
 
     `init(exporter=...)` swaps the exporters in place without stacking a new pipeline on the provider.
@@ -151,12 +130,8 @@ class ExportPipeline(SpanProcessor):
             except Exception:
                 log.debug("An export processor failed on span start", exc_info=True)
 
-    def _on_ending(self, span: Span) -> None:
-        for processor in self._processors:
-            try:
-                processor._on_ending(span)
-            except Exception:
-                log.debug("An export processor failed while a span ended", exc_info=True)
+    def on_ending(self, span: Span) -> None:
+        forward_on_ending(self._processors, span)
 
     def on_end(self, span: ReadableSpan) -> None:
         for processor in self._processors:
@@ -192,7 +167,7 @@ def _shutdown_quietly(processor: SpanProcessor) -> None:
         log.debug("An export processor failed to shut down", exc_info=True)
 
 
-class AgentotelSpanProcessor(SpanProcessor):
+class AgentotelSpanProcessor(EndingProcessor):
     """The one processor `init()` adds to the provider: session stamping and live sessions, content redaction,
     cost, then the export pipeline, in that order, by calling those processors' hooks directly.
 
@@ -226,24 +201,24 @@ class AgentotelSpanProcessor(SpanProcessor):
             except Exception:
                 log.debug("An export processor failed on span start", exc_info=True)
 
-    def _on_ending(self, span: Span) -> None:
+    def on_ending(self, span: Span) -> None:
         # The content policy, before anyone sees the span: redacted with capture on, none from anyone with it off.
         if settings.capture_content:
             try:
-                self.redaction._on_ending(span)
+                self.redaction.on_ending(span)
             except Exception:
                 log.debug("Could not redact a span", exc_info=True)
         elif not is_agentotel_span(span):  # agentotel's own spans hold no content with capture off
             strip_foreign_content(span)
         guard_error_text(span)
         try:
-            self.cost._on_ending(span)
+            self.cost.on_ending(span)
         except Exception:
             log.debug("Could not record the cost of a span", exc_info=True)
         pipeline = self.pipeline
         if pipeline._processors:
             try:
-                pipeline._on_ending(span)
+                pipeline.on_ending(span)
             except Exception:
                 log.debug("An export processor failed while a span ended", exc_info=True)
 

@@ -12,6 +12,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from . import semconv as sc
+from ._sdk import span_attributes as span_attributes  # the read side's name for it (the store imports it)
+from ._sdk import span_fields
 from .conventions import fold_events, is_content_event, kind_of
 
 log = logging.getLogger("agentotel")
@@ -102,24 +104,6 @@ _KIND_NAMES = {kind: kind.name for kind in SpanKind}
 _STATUS_NAMES = {code: code.name for code in StatusCode}
 
 
-def span_attributes(span: ReadableSpan) -> Mapping[str, Any]:
-    """A span's attributes as a plain dict, without a copy when the SDK keeps them in one. Never raises.
-
-    The SDK's mapping (`BoundedAttributes`, behind a `MappingProxyType` once the span has ended) answers a lookup
-    of a missing key by raising and catching a `KeyError`: several microseconds per span in the processors, which
-    look up keys most spans lack. Its plain dict answers in nanoseconds. Callers only read it; once the span has
-    ended nothing writes to it.
-    """
-    try:
-        inner = getattr(getattr(span, "_attributes", None), "_dict", None)
-        if type(inner) is dict:
-            return inner
-        attributes = span.attributes
-        return dict(attributes) if attributes else {}
-    except Exception:
-        return {}
-
-
 _service_names: tuple[object, str | None] = (None, None)
 """The last resource seen and its service name: a provider's spans share one resource object."""
 
@@ -162,15 +146,7 @@ def _parent_hex(value: int) -> str:
 def record_from_span(span: ReadableSpan) -> SpanRecord:
     """The record of an SDK span. Keeps a reference to the span's attributes (immutable once it has ended) rather
     than a copy."""
-    if type(span) is ReadableSpan:
-        # What the SDK hands processors and exporters, read through the fields its properties return: this runs for
-        # every span of every live session, and a property call each (`.events` copies its list) doubles the cost.
-        # A subclass may compute its properties, so it is read through them.
-        context, parent, name, kind, status = span._context, span._parent, span._name, span._kind, span._status
-        start, end, events, resource = span._start_time, span._end_time, span._events, span._resource
-    else:
-        context, parent, name, kind, status = span.context, span.parent, span.name, span.kind, span.status
-        start, end, events, resource = span.start_time, span.end_time, span.events, span.resource
+    context, parent, name, kind, status, start, end, events, resource = span_fields(span)
     attributes = span_attributes(span)
     exceptions: tuple[ExceptionInfo, ...] = ()
     if events:

@@ -21,21 +21,22 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from opentelemetry.sdk.trace import Event, Span, SpanProcessor
+from opentelemetry.sdk.trace import Event, Span
 from opentelemetry.trace import Status, StatusCode
 
 from . import semconv as sc
 from ._config import settings
 from ._sdk import (
+    EndingProcessor,
     drop_attributes_on_ending,
     event_with,
     may_hold_errors,
     rewrite_events_on_ending,
     set_attributes_on_ending,
     set_status_on_ending,
+    span_attributes,
 )
 from .conventions import is_content_event, is_content_key
-from .records import span_attributes
 from .semconv import CONTENT_ATTRIBUTES
 
 log = logging.getLogger("agentotel")
@@ -367,28 +368,22 @@ def guard_error_text(span: Span) -> None:
         log.debug("Could not guard the error text of a span", exc_info=True)
 
 
-class RedactionSpanProcessor(SpanProcessor):
+class RedactionSpanProcessor(EndingProcessor):
     """Redacts the content (attributes and content events) of every span before any exporter, the store or the
     live sessions see it.
 
     Does nothing while content capture is off (`strip_foreign_content` applies then). Never raises: a span that
     cannot be redacted loses its content attributes rather than leaking them."""
 
-    def _on_ending(self, span: Span) -> None:
+    def on_ending(self, span: Span) -> None:
         if not settings.capture_content:
             return
         hook, builtin = redaction.hook, redaction.builtin  # `redaction.active`, without a property call per span
         if hook is None and not builtin:
             return
-        # `records.span_attributes(span)`, inlined for the SDK's spans (this runs for every span): its plain dict,
-        # where a lookup of an absent key costs nanoseconds, not a `KeyError` raised and caught.
-        sdk_span: Any = span
-        try:
-            attributes = sdk_span._attributes._dict
-        except AttributeError:
-            attributes = None
-        if type(attributes) is not dict:
-            attributes = span_attributes(span)
+        # The SDK's plain dict where it keeps one (this runs for every span): a lookup of an absent key costs
+        # nanoseconds, not a `KeyError` raised and caught.
+        attributes = span_attributes(span)
         if not is_agentotel_span(span):
             self._redact_foreign(span, attributes)
             return

@@ -28,7 +28,7 @@ from . import semconv as sc
 from ._config import settings
 from ._content import bind_arguments, to_json
 from ._rerun_hook import servable
-from ._span_attributes import set_text_attribute
+from ._sdk import set_text_attribute
 from ._version import __version__
 from ._wrapping import wrap
 from .pricing import CURRENCY

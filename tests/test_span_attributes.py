@@ -14,7 +14,7 @@ from opentelemetry import attributes as otel_attributes
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.trace import INVALID_SPAN
 
-from agentotel._span_attributes import set_plain_attributes
+from agentotel._sdk import set_plain_attributes
 
 scalars = st.one_of(
     st.text(max_size=12),

@@ -387,7 +387,7 @@ def _sdk_span(**limits: Any) -> Any:
     ],
 )
 def test_set_text_attribute_leaves_the_span_as_set_attribute_does(limits: dict[str, Any], key: str, text: str) -> None:
-    from agentotel._span_attributes import set_text_attribute
+    from agentotel._sdk import set_text_attribute
 
     ours, theirs = _sdk_span(**limits), _sdk_span(**limits)
     set_text_attribute(ours, key, text)
@@ -397,7 +397,7 @@ def test_set_text_attribute_leaves_the_span_as_set_attribute_does(limits: dict[s
 
 
 def test_set_text_attribute_writes_a_recording_sdk_spans_new_text_itself(monkeypatch: pytest.MonkeyPatch) -> None:
-    from agentotel._span_attributes import set_text_attribute
+    from agentotel._sdk import set_text_attribute
 
     span = _sdk_span()
     monkeypatch.setattr(span, "set_attribute", None)  # not called: the write goes straight in, under the span's lock
@@ -408,7 +408,7 @@ def test_set_text_attribute_writes_a_recording_sdk_spans_new_text_itself(monkeyp
 def test_set_text_attribute_on_an_ended_or_non_sdk_span_writes_nothing() -> None:
     from opentelemetry import trace
 
-    from agentotel._span_attributes import set_text_attribute
+    from agentotel._sdk import set_text_attribute
 
     span = _sdk_span()
     span.end()

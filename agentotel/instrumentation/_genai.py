@@ -21,9 +21,8 @@ from .. import _clock as clock
 from .. import semconv as sc
 from .._config import settings
 from .._content import parse_json
-from .._span_attributes import set_plain_attributes
+from .._sdk import set_plain_attributes, span_attributes
 from ..pricing import cost_attributes, cost_of_attributes
-from ..records import span_attributes
 from ..steps import record_error, set_content
 from ._content_events import emit_inference_event
 

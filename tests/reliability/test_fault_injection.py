@@ -245,7 +245,7 @@ TARGETS = [
     # the processors' hooks themselves (the SDK does not catch what a processor raises)
     Target(processors.SessionSpanProcessor, "on_start", whole_hook=True),
     Target(processors.SessionSpanProcessor, "on_end", whole_hook=True),
-    Target(processors.CostSpanProcessor, "_on_ending", whole_hook=True),
+    Target(processors.CostSpanProcessor, "on_ending", whole_hook=True),
     Target(processors.ExportPipeline, "on_start", whole_hook=True),
     Target(processors.ExportPipeline, "on_end", whole_hook=True),
     # the session API and decorators' helpers
