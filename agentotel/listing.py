@@ -10,7 +10,7 @@ re-export these names.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,26 +66,7 @@ class SessionSummary:
     def from_session(cls, session: Session) -> SessionSummary:
         """The summary of a session rebuilt from spans: the totals its root span carries when it ends
         (`Session.totals`), counted from its events."""
-        totals = session.totals()
-        return cls(
-            id=session.id,
-            name=session.name,
-            trace_id=session.trace_id,
-            span_id=session.span_id,
-            tags=list(session.tags),
-            parent_id=session.parent_id,
-            start_ns=session.start_ns,
-            end_ns=session.end_ns,
-            end_state=session.end_state,
-            end_state_reason=session.end_state_reason,
-            cost=session.known_cost,
-            input_tokens=totals[sc.AGENTOTEL_SESSION_USAGE_INPUT_TOKENS],
-            output_tokens=totals[sc.AGENTOTEL_SESSION_USAGE_OUTPUT_TOKENS],
-            llm_calls=totals[sc.AGENTOTEL_SESSION_LLM_CALL_COUNT],
-            tool_and_action_calls=totals[sc.AGENTOTEL_SESSION_TOOL_CALL_COUNT],
-            error_count=totals[sc.AGENTOTEL_SESSION_ERROR_COUNT],
-            service_name=session.service_name,
-        )
+        return cls._of(session, session.totals(), cost=session.known_cost, service_name=session.service_name)
 
     @classmethod
     def from_root(cls, record: SpanRecord) -> SessionSummary:
@@ -97,6 +78,15 @@ class SessionSummary:
         llm_calls = _count(attributes.get(sc.AGENTOTEL_SESSION_LLM_CALL_COUNT))
         cost = attributes.get(sc.AGENTOTEL_SESSION_COST_AMOUNT)
         amount = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
+        cost = recorded_cost(amount, llm_calls) if session.end_ns is not None else amount
+        return cls._of(session, attributes, cost=cost, service_name=record.service_name)
+
+    @classmethod
+    def _of(
+        cls, session: Session, totals: Mapping[str, Any], *, cost: float | None, service_name: str | None
+    ) -> SessionSummary:
+        """The summary of `session`'s identity and end state, with the totals (keyed by the root span's total
+        attributes) as counts."""
         return cls(
             id=session.id,
             name=session.name,
@@ -108,13 +98,13 @@ class SessionSummary:
             end_ns=session.end_ns,
             end_state=session.end_state,
             end_state_reason=session.end_state_reason,
-            cost=recorded_cost(amount, llm_calls) if session.end_ns is not None else amount,
-            input_tokens=_count(attributes.get(sc.AGENTOTEL_SESSION_USAGE_INPUT_TOKENS)),
-            output_tokens=_count(attributes.get(sc.AGENTOTEL_SESSION_USAGE_OUTPUT_TOKENS)),
-            llm_calls=llm_calls,
-            tool_and_action_calls=_count(attributes.get(sc.AGENTOTEL_SESSION_TOOL_CALL_COUNT)),
-            error_count=_count(attributes.get(sc.AGENTOTEL_SESSION_ERROR_COUNT)),
-            service_name=record.service_name,
+            cost=cost,
+            input_tokens=_count(totals.get(sc.AGENTOTEL_SESSION_USAGE_INPUT_TOKENS)),
+            output_tokens=_count(totals.get(sc.AGENTOTEL_SESSION_USAGE_OUTPUT_TOKENS)),
+            llm_calls=_count(totals.get(sc.AGENTOTEL_SESSION_LLM_CALL_COUNT)),
+            tool_and_action_calls=_count(totals.get(sc.AGENTOTEL_SESSION_TOOL_CALL_COUNT)),
+            error_count=_count(totals.get(sc.AGENTOTEL_SESSION_ERROR_COUNT)),
+            service_name=service_name,
         )
 
     @property
